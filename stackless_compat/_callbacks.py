@@ -1,0 +1,94 @@
+"""The process-wide schedule and channel callbacks.
+
+Both live in one holder, ``hooks``, whose attributes the hot paths read once
+per operation (``hooks.channel is None`` is the whole cost when unset).
+Defined by ``reference/stackless-docs/stackless.rst`` (Callback functions).
+"""
+
+import sys
+
+__all__ = ["set_channel_callback", "get_channel_callback",
+           "set_schedule_callback", "get_schedule_callback"]
+
+
+class _Hooks:
+    __slots__ = ("schedule", "channel")
+
+    def __init__(self):
+        self.schedule = None
+        self.channel = None
+
+
+hooks = _Hooks()
+
+
+def _checked(callable, what):
+    if callable is not None and not builtins_callable(callable):
+        raise TypeError("%s callback must be callable or None, not %r" % (what, callable))
+    return callable
+
+
+builtins_callable = callable
+
+
+def set_channel_callback(callable):
+    """Install ``callable(channel, tasklet, sending, willblock)``, called
+    before every send and receive.  ``None`` removes it.  Returns the
+    previous callback.  An exception it raises aborts the channel action
+    before anything has changed."""
+    old = hooks.channel
+    hooks.channel = _checked(callable, "channel")
+    return old
+
+
+def get_channel_callback():
+    """Return the installed channel callback, or ``None``."""
+    return hooks.channel
+
+
+def set_schedule_callback(callable):
+    """Install ``callable(prev, next)``, called on every tasklet switch.
+
+    ``prev`` is ``None`` when a thread's main tasklet comes into being; a
+    tasklet that just ended is passed as ``prev`` with ``alive`` false.
+    While it runs, switching is trapped (``RuntimeError``), as Stackless
+    forbids changing the scheduler state from the callback.  An exception it
+    raises cannot undo a switch already decided, so it is reported through
+    ``sys.unraisablehook`` and the switch goes on.  Returns the previous
+    callback.
+    """
+    old = hooks.schedule
+    hooks.schedule = _checked(callable, "schedule")
+    return old
+
+
+def get_schedule_callback():
+    """Return the installed schedule callback, or ``None``."""
+    return hooks.schedule
+
+
+def notify_schedule(scheduler, prev, next):
+    """Call the schedule callback with switching trapped; never raises."""
+    callback = hooks.schedule
+    if callback is None:
+        return
+    scheduler.switch_trap += 1
+    scheduler.in_callback = True
+    try:
+        callback(prev, next)
+    except BaseException as exc:  # a switch cannot be half undone: report it
+        sys.unraisablehook(_Unraisable(exc, callback))
+    finally:
+        scheduler.switch_trap -= 1
+        scheduler.in_callback = False
+
+
+class _Unraisable:
+    """The argument ``sys.unraisablehook`` expects."""
+
+    def __init__(self, exc, callback):
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = "Exception ignored in stackless schedule callback"
+        self.object = callback

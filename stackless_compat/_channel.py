@@ -1,0 +1,243 @@
+"""``channel``: a rendezvous between tasklets, not a queue.
+
+Defined by ``reference/stackless-docs/channels.rst``.  Whichever side comes
+first blocks in the channel (``balance`` > 0: senders wait, < 0: receivers
+wait); when the other side arrives the value passes directly.  ``_action``
+is the one hand-over, shared by every send and receive flavour: it applies
+``preference`` and ``schedule_all`` exactly as Stackless C does
+(``generic_channel_action`` in ``channelobject.c``):
+
+* the waiting side is preferred (``preference == -direction``): it is put
+  right after the running tasklet and switched to, so the running tasklet
+  ends up last in the run queue;
+* ``schedule_all``: the waiting side goes to the end of the run queue and
+  the running tasklet yields to whoever is next;
+* otherwise the waiting side goes to the end and the caller just goes on.
+
+Blocked tasklets wait in a circular doubly linked list threaded through
+their ``_next``/``_prev`` links, with the channel itself as the list head,
+as in Stackless C: FIFO order, O(1) removal when a waiting tasklet is
+killed, and no allocation per block (an ``OrderedDict`` measured ~240 ns
+slower per hand-over).
+"""
+
+from . import _callbacks
+from ._errors import bomb, exc_to_bomb, make_bomb
+from ._scheduler import _local, current_scheduler
+
+__all__ = ["channel"]
+
+_hooks = _callbacks.hooks
+
+
+class channel:
+    """A channel for passing values (and exceptions) between tasklets."""
+
+    __slots__ = ("_next", "_prev", "_balance", "_preference", "_schedule_all",
+                 "_closing", "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        # set up here, not in __init__: legacy subclasses often skip super().__init__
+        self = object.__new__(cls)
+        self._next = self._prev = self  # the empty chain of waiting tasklets
+        self._balance = 0
+        self._preference = -1
+        self._schedule_all = False
+        self._closing = False
+        return self
+
+    def __init__(self):
+        pass
+
+    # -- the hand-over ----------------------------------------------------------
+
+    def _action(self, direction, value):
+        """Send (``direction`` 1) or receive (-1) ``value``; the one hand-over."""
+        try:
+            sched = _local.scheduler
+        except AttributeError:
+            sched = current_scheduler()
+        source = sched.current
+        balance = self._balance
+        partner_waits = balance < 0 if direction > 0 else balance > 0
+        if _hooks.channel is not None:
+            self._notify(sched, source, direction, partner_waits)
+
+        if partner_waits:
+            prefer_partner = self._preference == -direction
+            if sched.switch_trap and (prefer_partner or self._schedule_all):
+                sched.check_trap()
+            target = self._next
+            after = self._next = target._next
+            after._prev = self
+            target._next = target._prev = target._channel = None
+            self._balance = balance + direction
+            if target._sched is not sched:
+                return self._hand_over_to_thread(target, direction, value)
+            # exchange: the receiver gets the value, the sender gets None
+            if direction > 0:
+                target._tempval = value
+                value = None
+            else:
+                value = target._tempval
+                target._tempval = None
+            if self._schedule_all:
+                sched.insert(target)
+                source._tempval = value
+                next = sched.current = source._next
+                return sched.switch(source, next)
+            if prefer_partner:
+                sched.insert_after_current(target)
+                source._tempval = value
+                sched.current = target
+                return sched.switch(source, target)
+            sched.insert(target)
+            if value.__class__ is bomb:
+                value.raise_()
+            return value
+
+        if source._block_trap:
+            raise RuntimeError("this tasklet does not like to be blocked.")
+        if self._closing:
+            raise ValueError("Send/receive operation on a closed channel")
+        if sched.switch_trap:
+            sched.check_trap()
+        next = sched.suspend_current(source)
+        last = self._prev
+        last._next = self._prev = source
+        source._prev = last
+        source._next = self
+        self._balance = balance + direction
+        source._channel = self
+        source._tempval = value
+        return sched.switch(source, next)
+
+    def _notify(self, sched, source, direction, partner_waits):
+        if sched.in_channel_callback:
+            raise RuntimeError("Recursive channel call due to callbacks!")
+        sched.in_channel_callback = True
+        try:
+            _hooks.channel(self, source, int(direction > 0), int(not partner_waits))
+        finally:
+            sched.in_channel_callback = False
+
+    def _hand_over_to_thread(self, target, direction, value):
+        # put the partner back at the front: it belongs to another thread's scheduler
+        first = self._next
+        self._next = first._prev = target
+        target._prev = self
+        target._next = first
+        self._balance -= direction
+        target._channel = self
+        raise RuntimeError("cross-thread channel hand-over is not supported yet")
+
+    def _unblock(self, task):
+        """Take a blocked ``task`` out of the channel (it was killed or thrown at)."""
+        before, after = task._prev, task._next
+        before._next = after
+        after._prev = before
+        task._next = task._prev = task._channel = None
+        self._balance += -1 if self._balance > 0 else 1
+
+    # -- the public actions ---------------------------------------------------
+
+    def send(self, value):
+        """Send ``value``; blocks until a receiver takes it (see ``preference``)."""
+        return self._action(1, value)
+
+    def receive(self):
+        """Receive a value; blocks until a sender offers one.  A received bomb explodes."""
+        return self._action(-1, None)
+
+    def send_exception(self, exc, *args):
+        """Like ``send``, but the receiver raises ``exc(*args)``."""
+        self._action(1, make_bomb(exc, args, "channel.send_exception"))
+
+    def send_throw(self, exc, val=None, tb=None):
+        """Like ``send``, but the receiver raises, with ``raise`` statement semantics."""
+        self._action(1, exc_to_bomb(exc, val, tb))
+
+    def send_sequence(self, seq):
+        """Send every item of ``seq`` in turn; returns how many were sent."""
+        count = 0
+        for item in seq:
+            self._action(1, item)
+            count += 1
+        return count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        """Receive the next value; stops once the channel is closing and no sender waits."""
+        if self._closing and self._balance <= 0:
+            raise StopIteration
+        return self._action(-1, None)
+
+    next = __next__  # Python 2 spelling, still used by legacy code
+
+    def open(self):
+        """Reopen a closed channel."""
+        self._closing = False
+
+    def close(self):
+        """Stop the queue from growing: blocking on the channel raises ``ValueError``."""
+        self._closing = True
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def balance(self):
+        """Tasklets waiting to send (> 0) or to receive (< 0)."""
+        return self._balance
+
+    @property
+    def closing(self):
+        """True once ``close()`` was called."""
+        return self._closing
+
+    @property
+    def closed(self):
+        """True once ``close()`` was called and nobody waits any more."""
+        return self._closing and self._balance == 0
+
+    @property
+    def queue(self):
+        """The first tasklet blocked on the channel, or None."""
+        first = self._next
+        return None if first is self else first
+
+    @property
+    def preference(self):
+        """-1: prefer the receiver (default); 1: prefer the sender; 0: neither."""
+        return self._preference
+
+    @preference.setter
+    def preference(self, value):
+        if not isinstance(value, int):
+            raise TypeError("preference must be set to an integer, not %s"
+                            % type(value).__name__)
+        self._preference = 1 if value > 0 else -1 if value < 0 else 0
+
+    @property
+    def schedule_all(self):
+        """When 1, every channel action reschedules both sides; overrides ``preference``."""
+        return int(self._schedule_all)
+
+    @schedule_all.setter
+    def schedule_all(self, value):
+        if not isinstance(value, int):
+            raise TypeError("schedule_all must be set to a bool or integer, not %s"
+                            % type(value).__name__)
+        self._schedule_all = bool(value)
+
+    def __reduce_ex__(self, protocol):
+        if self._balance:
+            raise TypeError(
+                "cannot pickle a channel with blocked tasklets: tasklets cannot be"
+                " pickled on greenlet (see docs/compatibility.md)")
+        return object.__reduce_ex__(self, protocol)
+
+    def __repr__(self):
+        return "<%s.%s balance=%d at %#x>" % (type(self).__module__, type(self).__qualname__,
+                                              self._balance, id(self))

@@ -1,0 +1,345 @@
+"""The per-thread scheduler: the run queue, switching, and how tasklets end.
+
+Stackless keeps one circular run queue per thread whose head is the running
+tasklet (``reference/stackless-docs/tasklets.rst``, "Tasklet Life Cycle").
+``Scheduler`` owns that ring; nothing else changes its links.  Switching to
+a tasklet that is already in the ring just rotates the ring so it becomes the
+head, which is why ``t.run()`` of a scheduled tasklet also runs whoever
+follows it before control comes back (see ``tasklet.run`` in the docs).
+
+Values travel the way Stackless C moves ``tempval``: whoever switches to a
+tasklet hands it that tasklet's ``_tempval``; if it is a ``bomb``, it
+explodes in the resumed tasklet.  ``Scheduler.switch`` is the only function
+that calls ``greenlet.switch``.
+
+greenlet never garbage-collects a cycle that runs through a suspended
+greenlet's frames, so the frames we leave suspended hold no reference to a
+tasklet: ``_bootstrap`` finds its tasklet through ``scheduler.current`` and
+``switch`` deletes its tasklet arguments before it switches.
+"""
+
+import logging
+import threading
+
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from . import _callbacks
+from ._errors import _GarbageCollected, TaskletExit, bomb
+
+log = logging.getLogger(__name__)
+
+_hooks = _callbacks.hooks
+_local = threading.local()
+
+
+def current_scheduler():
+    """Return this thread's scheduler, creating it (and its main tasklet) on first use."""
+    try:
+        return _local.scheduler
+    except AttributeError:
+        from . import _threads
+        scheduler = _local.scheduler = Scheduler()
+        _threads.register(scheduler)
+        if _hooks.schedule is not None:
+            _callbacks.notify_schedule(scheduler, None, scheduler.main)
+        return scheduler
+
+
+class Scheduler:
+    """One thread's run queue and scheduling state; used only by that thread.
+
+    ``current`` is the head of the ring: the running tasklet, except inside
+    a scheduling operation, between choosing the next tasklet and switching.
+    """
+
+    __slots__ = ("thread_id", "main", "current", "runcount", "root",
+                 "watchdogs", "switch_trap", "in_callback", "in_channel_callback",
+                 "__weakref__")
+
+    def __init__(self):
+        from ._tasklet import tasklet
+        self.thread_id = threading.get_ident()
+        self.root = getcurrent()
+        self.runcount = 0
+        self.current = None
+        self.watchdogs = []  # tasklets inside run(), innermost last
+        self.switch_trap = 0
+        self.in_callback = False
+        self.in_channel_callback = False
+        main = tasklet._new_in(self)
+        main._greenlet = self.root
+        self.main = main
+        self.insert(main)
+
+    # -- the ring ---------------------------------------------------------
+
+    def insert(self, task):
+        """Append ``task`` at the end of the ring (just before the head)."""
+        head = self.current
+        if head is None:
+            task._next = task._prev = task
+            self.current = task
+        else:
+            last = head._prev
+            last._next = task
+            task._prev = last
+            task._next = head
+            head._prev = task
+        self.runcount += 1
+
+    def insert_after_current(self, task):
+        """Put ``task`` right after the head, so it runs next."""
+        head = self.current
+        after = head._next
+        head._next = task
+        task._prev = head
+        task._next = after
+        after._prev = task
+        self.runcount += 1
+
+    def remove(self, task):
+        """Unlink ``task`` from the ring; if it was the head, its successor becomes head."""
+        after = task._next
+        if after is task:
+            self.current = None
+        else:
+            before = task._prev
+            before._next = after
+            after._prev = before
+            if self.current is task:
+                self.current = after
+        task._next = task._prev = None
+        self.runcount -= 1
+
+    # -- switching --------------------------------------------------------
+
+    def check_trap(self):
+        """Refuse to switch while ``switch_trap`` is set (checked before any state changes)."""
+        if self.switch_trap:
+            if self.in_callback:
+                raise RuntimeError("Recursive scheduler call due to callbacks!")
+            raise RuntimeError("switch_trap: tasklet switching is trapped in this thread")
+
+    def switch(self, prev, next):
+        """Switch from the running tasklet ``prev`` to ``next``, already made head.
+
+        Returns the value handed to ``prev`` when something switches back to
+        it, raising it instead if it is a bomb.
+        """
+        if _hooks.schedule is not None:
+            _callbacks.notify_schedule(self, prev, next)
+        value = next._tempval
+        next._tempval = None
+        target = next._greenlet
+        if target is None:
+            target = next._greenlet = greenlet(_bootstrap, self.root)
+        del prev, next
+        try:
+            value = target.switch(value)
+        except GreenletExit:
+            raise _GarbageCollected from None
+        if value.__class__ is bomb:
+            value.raise_()
+        return value
+
+    def make_current(self, task):
+        """Make ``task`` the head: unblock it from its channel or reinsert it if paused."""
+        channel = task._channel
+        if channel is not None:
+            channel._unblock(task)
+            self.insert(task)
+        elif task._next is None:
+            self.insert(task)
+        self.current = task
+
+    def run_task(self, prev, next):
+        """Switch from ``prev`` (the running tasklet) to any tasklet ``next``.
+
+        This is Stackless' ``slp_schedule_task``: ``next`` is unblocked or
+        reinserted if needed and becomes the head; switching to oneself just
+        returns one's ``tempval``.
+        """
+        if next is prev:
+            self.make_current(prev)
+            value = prev._tempval
+            prev._tempval = None
+            if value.__class__ is bomb:
+                value.raise_()
+            return value
+        self.make_current(next)
+        return self.switch(prev, next)
+
+    def suspend_current(self, current):
+        """Take the running tasklet out of the ring; return the tasklet to switch to.
+
+        That is its successor, or if it was the last runnable one, the
+        revived innermost ``run()`` caller (or main); else ``RuntimeError``
+        (deadlock) and nothing changes.
+        """
+        next = current._next
+        if next is current:
+            next = self.wakeup_for_block(current)
+            self.remove(current)
+            self.make_current(next)
+            return next
+        before = current._prev
+        before._next = next
+        next._prev = before
+        current._next = current._prev = None
+        self.current = next
+        self.runcount -= 1
+        return next
+
+    def wakeup_target(self):
+        """Who runs when nothing else can: the innermost ``run()`` caller, else main."""
+        watchdogs = self.watchdogs
+        return watchdogs[-1] if watchdogs else self.main
+
+    def wakeup_for_block(self, prev):
+        """``prev``, the last runnable tasklet, is about to block: whom to switch to.
+
+        Stackless revives the innermost watchdog (or main) if it is paused;
+        otherwise blocking would deadlock the thread.
+        """
+        target = self.wakeup_target()
+        if target is not prev and target._next is None and target._channel is None:
+            return target
+        raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked.")
+
+    def end_current(self, error):
+        """The running tasklet has finished (``error`` is what escaped it, or None).
+
+        Called from the dying greenlet: picks the next tasklet, makes it the
+        dying greenlet's parent, and returns the value greenlet hands to it
+        (or raises ``error``, which greenlet then raises in it).
+        """
+        task = self.current
+        self.remove(task)
+        task._greenlet = None
+        next = self.current
+        if error is not None or next is None:
+            # errors, and an empty ring, go to the innermost run() caller or main
+            next = self.wakeup_target()
+            if error is None and next._channel is not None:
+                side = "receiving" if next._channel._balance < 0 else "sending"
+                error = RuntimeError("the main tasklet is %s without a %s available."
+                                     % (side, "sender" if side == "receiving" else "receiver"))
+            self.make_current(next)
+        if _hooks.schedule is not None:
+            _callbacks.notify_schedule(self, task, next)
+        del task
+        target = next._greenlet
+        if target is None:
+            target = next._greenlet = greenlet(_bootstrap, self.root)
+        getcurrent().parent = target
+        value = next._tempval
+        next._tempval = None
+        if error is not None:
+            raise error
+        return value
+
+
+def _bootstrap(value):
+    """The body of every tasklet's greenlet (it never references its tasklet
+    while suspended, so an unreachable blocked tasklet can be collected)."""
+    scheduler = _local.scheduler
+    error = None
+    try:
+        if value.__class__ is bomb:
+            value.raise_()
+        task = scheduler.current
+        func, args, kwargs = task._start
+        task._start = None
+        del task
+        func(*args, **kwargs)
+    except _GarbageCollected:
+        return None  # greenlet is collecting us: not current, leave the scheduler alone
+    except TaskletExit:
+        pass
+    except BaseException as exc:  # re-raised in the innermost run() caller or main
+        error = exc
+    return scheduler.end_current(error)
+
+
+# -- the public scheduling functions (reference/stackless-docs/stackless.rst) --
+
+_CURRENT = object()  # the default of schedule()'s retval: the current tasklet
+
+
+def schedule(retval=_CURRENT):
+    """Move the current tasklet to the end of the run queue and run the next.
+
+    Returns ``retval`` (default: the current tasklet) when it is resumed.
+    """
+    sched = current_scheduler()
+    prev = sched.current
+    if retval is _CURRENT:
+        retval = prev
+    next = prev._next
+    if next is prev:
+        if retval.__class__ is bomb:
+            retval.raise_()
+        return retval
+    sched.check_trap()
+    prev._tempval = retval
+    sched.current = next
+    return sched.switch(prev, next)
+
+
+def schedule_remove(retval=_CURRENT):
+    """Like ``schedule()``, but the current tasklet leaves the run queue (paused).
+
+    Someone must ``insert()`` it again; its ``tempval`` is what this returns.
+    If it is the last runnable tasklet, the innermost ``run()`` caller (or
+    main) is resumed instead; if that is the caller itself, nothing happens.
+    """
+    sched = current_scheduler()
+    prev = sched.current
+    if retval is _CURRENT:
+        retval = prev
+    if prev._next is prev and sched.wakeup_target() is prev:
+        if retval.__class__ is bomb:
+            retval.raise_()
+        return retval
+    sched.check_trap()
+    next = sched.suspend_current(prev)
+    prev._tempval = retval
+    return sched.switch(prev, next)
+
+
+def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False):
+    """Run the other tasklets until none is runnable; the caller waits, paused.
+
+    Returns None, or with a ``timeout`` the tasklet the watchdog interrupted
+    (see ``_watchdog``).  An exception escaping a tasklet is raised here.
+    Calls nest: a ``run()`` inside a tasklet returns when the queue empties.
+    """
+    sched = current_scheduler()
+    if timeout:
+        from ._watchdog import run_with_timeout
+        return run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltimeout)
+    return run_until_idle(sched)
+
+
+def run_until_idle(sched):
+    """The body of ``run()``: pause the caller as a watchdog and switch away."""
+    caller = sched.current
+    if caller._next is caller:
+        return None
+    sched.check_trap()
+    sched.watchdogs.append(caller)
+    try:
+        sched.remove(caller)
+        sched.switch(caller, sched.current)
+    finally:
+        pop_watchdog(sched, caller)
+    return None
+
+
+def pop_watchdog(sched, caller):
+    """Leave ``run()``: drop ``caller`` and any deeper watchdogs, making those runnable."""
+    watchdogs = sched.watchdogs
+    while caller in watchdogs:
+        popped = watchdogs.pop()
+        if popped._next is None and popped._channel is None and popped.alive:
+            sched.insert(popped)

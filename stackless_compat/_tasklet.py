@@ -1,0 +1,379 @@
+"""``tasklet``: a microthread, run on a greenlet created when it first runs.
+
+Defined by ``reference/stackless-docs/tasklets.rst``.  Every change to the
+run queue is a request to the tasklet's ``Scheduler``; a blocked tasklet is
+held by its channel.  The life cycle is Stackless' state chart: not alive
+(unbound, or bound to a function) -> alive (paused, scheduled, blocked, or
+current) -> dead.
+"""
+
+import sys
+
+from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
+from ._scheduler import current_scheduler
+
+__all__ = ["tasklet"]
+
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+def _flag(value, what):
+    if not isinstance(value, int):
+        raise TypeError("%s needs a bool or an integer, not %s" % (what, type(value).__name__))
+    return bool(value)
+
+
+class tasklet:
+    """A tasklet: ``tasklet(func)(*args, **kwargs)`` binds and schedules it.
+
+    Constructing with arguments is ``bind(func, args, kwargs)``; calling it
+    is ``setup(*args, **kwargs)``, which returns the tasklet itself.
+    """
+
+    __slots__ = ("_sched", "_next", "_prev", "_greenlet", "_start", "_tempval",
+                 "_channel", "_atomic", "_ignore_nesting", "_block_trap",
+                 "__weakref__")
+
+    def __new__(cls, *args, **kwargs):
+        return cls._new_in(current_scheduler())
+
+    @classmethod
+    def _new_in(cls, sched):
+        self = object.__new__(cls)
+        self._sched = sched
+        self._next = self._prev = None
+        self._greenlet = None   # created when it first runs; None again once dead
+        self._start = None      # (func, args, kwargs) between setup and first run
+        self._tempval = None    # the bound function before setup, then values in transit
+        self._channel = None    # the channel it is blocked on
+        self._atomic = self._ignore_nesting = self._block_trap = False
+        return self
+
+    def __init__(self, func=None, args=None, kwargs=None):
+        if func is not None or args is not None or kwargs is not None:
+            self.bind(func, args, kwargs)
+
+    # -- binding ------------------------------------------------------------
+
+    def bind(self, func=None, args=None, kwargs=None):
+        """Bind a callable and, if given, its arguments, without scheduling.
+
+        With ``args``/``kwargs`` the tasklet becomes alive but paused; with
+        everything ``None`` it is unbound.  ``RuntimeError`` if it is current,
+        scheduled, or suspended mid-run (its greenlet stack cannot be dropped).
+        """
+        if func is not None and not callable(func):
+            raise TypeError("tasklet function must be a callable or None, not %r" % (func,))
+        if self is self._sched.current:
+            raise RuntimeError("can't (re)bind the current tasklet")
+        if self.scheduled:
+            raise RuntimeError("tasklet is scheduled")
+        if self._greenlet is not None:
+            if self is self._sched.main:
+                raise RuntimeError("can't (re)bind the main tasklet")
+            raise RuntimeError("tasklet has C state on its stack: a suspended greenlet"
+                               " cannot be rebound; kill() it first")
+        self._start = None
+        if args is None and kwargs is None:
+            self._tempval = func
+        else:
+            if func is not None:
+                self._tempval = func
+            self._setup(args or (), kwargs or {})
+        return self
+
+    def _setup(self, args, kwargs):
+        func = self._tempval
+        if func is None:
+            raise RuntimeError("the tasklet was not bound to a function")
+        if not isinstance(args, tuple):
+            args = tuple(args)
+        self._start = (func, args, dict(kwargs))
+        self._tempval = None
+
+    def setup(self, *args, **kwargs):
+        """Give the bound callable its arguments and insert at the end of the run queue."""
+        if self.alive:
+            raise RuntimeError("tasklet is alive")
+        self._setup(args, kwargs)
+        self._sched.insert(self)
+        return self
+
+    __call__ = setup
+
+    # -- the run queue -------------------------------------------------------
+
+    def insert(self):
+        """Insert at the end of the run queue, unless already there.
+
+        ``RuntimeError`` if it is blocked on a channel or not alive.
+        """
+        if self._channel is not None:
+            raise RuntimeError("You cannot run a blocked tasklet")
+        if self._next is None:
+            if not self.alive:
+                raise RuntimeError("You cannot run an unbound(dead) tasklet")
+            self._sched.insert(self)
+        return self
+
+    def remove(self):
+        """Take it out of the run queue (it becomes paused).
+
+        ``RuntimeError`` if it is blocked or the current tasklet.
+        """
+        if self._channel is not None:
+            raise RuntimeError("You cannot remove a blocked tasklet.")
+        sched = self._sched
+        if self is sched.current:
+            raise RuntimeError("The current tasklet cannot be removed.")
+        if self._next is not None:
+            sched.remove(self)
+        return self
+
+    def run(self):
+        """Insert it if needed and switch to it now; the caller stays runnable.
+
+        A tasklet already in the run queue is reached by rotating the queue,
+        so the tasklets after it run before the caller gets back.
+        """
+        sched = self._local_scheduler()
+        self.insert()
+        prev = sched.current
+        if self is not prev:
+            sched.check_trap()
+        return sched.run_task(prev, self)
+
+    def switch(self):
+        """Like ``run()``, but the caller is paused (removed from the run queue)."""
+        sched = self._local_scheduler()
+        self.insert()
+        prev = sched.current
+        if self is not prev:
+            sched.check_trap()
+        sched.remove(prev)
+        return sched.run_task(prev, self)
+
+    def _local_scheduler(self):
+        sched = self._sched
+        if sched is not current_scheduler():
+            raise RuntimeError("tasklet %r belongs to another thread: switching is"
+                               " only possible within one thread" % (self,))
+        return sched
+
+    # -- exceptions ------------------------------------------------------------
+
+    def throw(self, exc=None, val=None, tb=None, pending=False):
+        """Raise an exception in the tasklet, with ``raise`` statement semantics.
+
+        With ``pending`` it is only made runnable; otherwise it runs now and
+        the caller stays runnable.  ``RuntimeError`` if it is dead, unless
+        the exception is ``TaskletExit``.
+        """
+        return self._throw(exc_to_bomb(exc, val, tb), pending)
+
+    def raise_exception(self, exc_class, *args):
+        """Raise ``exc_class(*args)`` in the tasklet now (see ``throw``)."""
+        return self._throw(make_bomb(exc_class, args, "tasklet.raise_exception"), False)
+
+    def kill(self, pending=False):
+        """End the tasklet by raising ``TaskletExit`` in it.
+
+        A dead tasklet is left alone; one that never ran just dies.
+        """
+        if not self.alive:
+            return None
+        return self._throw(bomb(TaskletExit, None, None), pending)
+
+    def _throw(self, b, pending):
+        sched = self._sched
+        if self is sched.current and sched is current_scheduler():
+            b.raise_()
+        if not self.alive:
+            if issubclass(b.type, TaskletExit):
+                return None
+            raise RuntimeError("You cannot throw to a dead tasklet")
+        if self._greenlet is None and issubclass(b.type, TaskletExit):
+            # never ran: nothing to unwind, it just dies where it stands
+            if self._next is not None:
+                sched.remove(self)
+            self._start = None
+            return None
+        if pending:
+            if self._channel is not None:
+                self._channel._unblock(self)
+            self._tempval = b
+            if self._next is None:
+                sched.insert(self)
+            return None
+        sched = self._local_scheduler()
+        prev = sched.current
+        sched.check_trap()
+        self._tempval = b
+        return sched.run_task(prev, self)
+
+    # -- flags -------------------------------------------------------------------
+
+    def set_atomic(self, flag):
+        """Set the atomic flag (no preemption by the watchdog); returns the old value."""
+        old = self._atomic
+        self._atomic = _flag(flag, "set_atomic")
+        return old
+
+    def set_ignore_nesting(self, flag):
+        """Set the ignore_nesting flag; returns the old value."""
+        old = self._ignore_nesting
+        self._ignore_nesting = _flag(flag, "set_ignore_nesting")
+        return old
+
+    def bind_thread(self, thread_id=None):
+        """Rebind a tasklet that has not started yet to another thread
+        (default: the calling thread).  Started tasklets cannot move: their
+        greenlet belongs to the thread that ran them."""
+        from . import _threads
+        if thread_id is None:
+            target = current_scheduler()
+        else:
+            if not isinstance(thread_id, int):
+                raise TypeError("thread_id must be an int, not %s" % type(thread_id).__name__)
+            target = _threads.scheduler_of(thread_id)
+            if target is None:
+                raise ValueError("bad thread: %r has no stackless scheduler" % (thread_id,))
+        if target is self._sched:
+            return None
+        if self._next is not None:
+            raise RuntimeError("can't (re)bind a runnable tasklet")
+        if self._greenlet is not None:
+            raise RuntimeError("tasklet has C state on its stack: a started tasklet"
+                               " cannot move to another thread")
+        self._sched = target
+        return None
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def alive(self):
+        """True from ``setup``/``bind(func, args)`` until the function ends."""
+        return self._start is not None or self._greenlet is not None
+
+    @property
+    def paused(self):
+        """Alive but neither in the run queue nor blocked on a channel."""
+        return self._next is None and self.alive
+
+    @property
+    def blocked(self):
+        """True while blocked on a channel."""
+        return self._channel is not None
+
+    @property
+    def scheduled(self):
+        """True while in the run queue or blocked on a channel."""
+        return self._next is not None
+
+    @property
+    def restorable(self):
+        """True if no greenlet stack is attached (it has not started, or ended)."""
+        return self._greenlet is None
+
+    @property
+    def atomic(self):
+        """The flag set by ``set_atomic``."""
+        return self._atomic
+
+    @property
+    def ignore_nesting(self):
+        """The flag set by ``set_ignore_nesting``."""
+        return self._ignore_nesting
+
+    @property
+    def block_trap(self):
+        """When true, blocking on a channel raises ``RuntimeError`` instead."""
+        return self._block_trap
+
+    @block_trap.setter
+    def block_trap(self, value):
+        self._block_trap = _flag(value, "block_trap")
+
+    @property
+    def is_current(self):
+        """True if it is the running tasklet of its thread."""
+        return self is self._sched.current
+
+    @property
+    def is_main(self):
+        """True if it is the main tasklet of its thread."""
+        return self is self._sched.main
+
+    @property
+    def thread_id(self):
+        """The id of the thread it belongs to, ``-1`` once that thread has ended."""
+        sched = self._sched
+        from . import _threads
+        if _threads.scheduler_of(sched.thread_id) is sched:
+            return sched.thread_id
+        return -1
+
+    @property
+    def next(self):
+        """The next tasklet in the chain it is linked into (run queue or channel)."""
+        after = self._next
+        return None if after is self._channel else after
+
+    @property
+    def prev(self):
+        """The previous tasklet in the chain it is linked into (run queue or channel)."""
+        before = self._prev
+        return None if before is self._channel else before
+
+    @property
+    def tempval(self):
+        """The value in transit: returned by the next switch back into this tasklet."""
+        return self._tempval
+
+    @tempval.setter
+    def tempval(self, value):
+        self._tempval = value
+
+    @property
+    def frame(self):
+        """The innermost frame of the tasklet's own code, or None if not running."""
+        if self is self._sched.current and self._sched is current_scheduler():
+            frame = sys._getframe(1)
+        elif self._greenlet is not None:
+            frame = self._greenlet.gr_frame
+        else:
+            return None
+        while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+            frame = frame.f_back
+        return frame
+
+    @property
+    def recursion_depth(self):
+        """How many Python frames of its own the tasklet is running."""
+        depth = 0
+        frame = self.frame
+        while frame is not None:
+            if not frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+                depth += 1
+            frame = frame.f_back
+        return depth
+
+    @property
+    def nesting_level(self):
+        """Always 0: greenlet switches any stack, so no C nesting blocks a switch."""
+        return 0
+
+    def __reduce__(self):
+        raise TypeError(
+            "cannot pickle a tasklet: stackless_compat runs tasklets on greenlet,"
+            " whose frames cannot be serialised (see docs/compatibility.md)")
+
+    def __reduce_ex__(self, protocol):
+        return self.__reduce__()
+
+    def __repr__(self):
+        state = ("main" if self.is_main else "current" if self.is_current else
+                 "blocked" if self.blocked else "scheduled" if self.scheduled else
+                 "paused" if self.alive else "dead")
+        return "<%s.%s %s at %#x>" % (type(self).__module__, type(self).__qualname__,
+                                      state, id(self))
