@@ -1,0 +1,15 @@
+"""Web continuations on tasklets, served by waitress.
+
+A controller writes a page and, instead of returning, suspends in its
+tasklet until the next request that carries its continuation id: a whole
+multi-step interaction is one plain function with local variables.
+
+Public API: ``SessionlessApp``, ``SessionlessRequest``, ``TimeoutException``,
+``gateway(wsgi_app)`` and ``serve(wsgi_app, host, port, **waitress_options)``.
+"""
+
+from ._app import SessionlessApp, SessionlessRequest, TimeoutException
+from ._gateway import gateway
+from ._server import serve
+
+__all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "gateway", "serve"]

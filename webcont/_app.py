@@ -1,0 +1,318 @@
+"""``SessionlessApp``: controllers that span several requests, as in the seed.
+
+A controller is a plain function ``controller(req)``.  ``req.continue_(page)``
+answers the current request with ``page`` and suspends the controller until
+a request carrying ``req.continuation_id`` (the ``__wc`` parameter) arrives;
+then ``req.parameters`` holds that request's parameters and the function
+goes on.  Its return value is the last page.  All of this runs on the hub
+(``_hub``), one tasklet per controller.
+
+Compared with the seed (``shared/seed/``), ids are unguessable and single
+use, expiry runs on a timer in O(log n), the number of live continuations is
+capped, bad input and unknown ids get clear pages, and a controller that
+raises gets a 500 page instead of a hanging request.
+"""
+
+import logging
+from urllib.parse import parse_qs
+
+import stackless_compat as stackless
+
+from ._continuations import ContinuationStore, Tombstone, mint_id
+from ._hub import current_hub
+from ._pages import CONTENT_TYPE, error_page, page
+from ._settings import APP_OPTIONS, validate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "parse_parameters"]
+
+CONTINUATION_PARAMETER = "__wc"
+
+
+class TimeoutException(Exception):
+    """Raised in a suspended controller whose continuation expired or was evicted."""
+
+
+class BadRequest(Exception):
+    """Input refused before any controller sees it: ``(status, message)``."""
+
+
+def parse_parameters(environ, max_query_bytes=8192, max_fields=100):
+    """Parse the query string and a form body into ``{name: [values]}`` (as the seed did).
+
+    Raises ``BadRequest`` for too long a query (414), too many fields, bad
+    percent-escapes or bytes that are not UTF-8 (400).
+    """
+    query = environ.get("QUERY_STRING", "")
+    if len(query) > max_query_bytes:
+        raise BadRequest("414 URI Too Long",
+                         "The query string is longer than %d bytes." % max_query_bytes)
+    sources = [query]
+    if environ.get("REQUEST_METHOD") == "POST":
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type in ("", "application/x-www-form-urlencoded"):
+            stream = environ.get("wsgi.input")
+            sources.append(stream.read().decode("latin-1") if stream is not None else "")
+        else:
+            raise BadRequest("415 Unsupported Media Type",
+                             "Forms must be sent as application/x-www-form-urlencoded.")
+    parameters = {}
+    for source in sources:
+        try:
+            # WSGI strings carry raw bytes as latin-1: recover them, insist on UTF-8
+            text = source.encode("latin-1").decode("utf-8")
+            parsed = parse_qs(text, max_num_fields=max_fields, errors="strict")
+        except UnicodeError:
+            raise BadRequest("400 Bad Request", "The request is not valid UTF-8.") from None
+        except ValueError:
+            raise BadRequest("400 Bad Request",
+                             "The request has more than %d fields." % max_fields) from None
+        for name, values in parsed.items():
+            parameters.setdefault(name, []).extend(values)
+    if sum(len(values) for values in parameters.values()) > max_fields:
+        raise BadRequest("400 Bad Request", "The request has more than %d fields." % max_fields)
+    return parameters
+
+
+class SessionlessRequest:
+    """One controller run, spanning as many HTTP requests as it continues.
+
+    The seed's API: ``continue_(data)``, ``parameters``, ``continuation_id``;
+    calling the request runs the controller.  ``environ`` is the WSGI
+    environ of the request being answered.
+    """
+
+    def __init__(self, app, channel, controller, parameters, environ=None):
+        self._app = app
+        self._controller = controller
+        self._channel = channel  # where the current request waits for its page; None between requests
+        self.parameters = parameters
+        self.environ = environ
+        self._continuation_id = mint_id()
+
+    @property
+    def continuation_id(self):
+        """The id of the next continuation: put it in forms and links as ``__wc``."""
+        return self._continuation_id
+
+    def continue_(self, data):
+        """Answer the current request with ``data`` and wait for the next one.
+
+        Returns when a request naming ``continuation_id`` arrives, with
+        ``parameters`` updated.  Raises ``TimeoutException`` if none comes
+        within the app's ``continuation_timeout``.
+        """
+        if self._channel is None:
+            raise RuntimeError("continue_() called with no request waiting for a page")
+        # register before answering: the next request can never miss it
+        waiting = self._app.register_continuation(self._continuation_id)
+        self._answer(data)
+        self.parameters, self._channel, self.environ = waiting.receive()
+        self._continuation_id = mint_id()
+
+    def _answer(self, data):
+        channel, self._channel = self._channel, None
+        channel.send(data)
+
+    def __call__(self):
+        """Run the controller; its return value is the final page."""
+        try:
+            result = self._controller(self)
+            if self._channel is not None:
+                self._answer(result)
+        except TimeoutException:
+            log.debug("controller %r timed out", self._controller)
+        except Exception:
+            log.exception("controller %r raised", getattr(self._controller, "__name__",
+                                                          self._controller))
+            if self._channel is not None:
+                self._answer(_Failure())
+        finally:
+            if self._channel is not None:  # killed while a request waited
+                self._answer(_Failure())
+
+
+class _Failure:
+    """Sent instead of a page when the controller failed."""
+
+
+class SessionlessApp:
+    """A WSGI app whose controllers live across requests.
+
+    ``SessionlessApp(routes=None, **options)``; ``app.route(path, controller)``
+    (or as a decorator ``@app.route(path)``) maps a path to a controller.
+    Serve it with ``webcont.serve(app)`` or under ``webcont.gateway(app)``.
+
+    Options (see ``_settings.APP_OPTIONS``): ``continuation_timeout``
+    (seconds, 300), ``max_continuations`` (10000, the oldest is expired
+    first), ``max_query_bytes`` (8192), ``max_fields`` (100).  Subclasses
+    may also set them as class attributes, as the seed did.
+    """
+
+    continuation_timeout = APP_OPTIONS["continuation_timeout"][1]
+    max_continuations = APP_OPTIONS["max_continuations"][1]
+    max_query_bytes = APP_OPTIONS["max_query_bytes"][1]
+    max_fields = APP_OPTIONS["max_fields"][1]
+
+    def __init__(self, routes=None, **options):
+        defaults = {name: getattr(self, name) for name in APP_OPTIONS}
+        defaults.update(options)
+        for name, value in validate(defaults, APP_OPTIONS).items():
+            setattr(self, name, value)
+        self.routes = {}
+        for path, controller in (routes or {}).items():
+            self.route(path, controller)
+        self._store = ContinuationStore(self.max_continuations)
+        self._expiry_at = None  # when the hub timer for the next expiry is due
+
+    def route(self, path, controller=None):
+        """Serve ``controller`` at ``path``; without ``controller``, a decorator."""
+        if controller is None:
+            return lambda function: self.route(path, function) or function
+        if not path.startswith("/"):
+            raise ValueError("route paths start with '/': %r" % (path,))
+        if not callable(controller):
+            raise TypeError("controller must be callable, not %r" % (controller,))
+        self.routes[path] = controller
+        return None
+
+    @property
+    def continuations(self):
+        """The ids of the live continuations, oldest first."""
+        return self._store.ids()
+
+    # -- continuations (hub) -----------------------------------------------------
+
+    def register_continuation(self, id):
+        """Create the channel a controller waits on until a request names ``id``."""
+        channel = stackless.channel()
+        evicted = self._store.add(id, channel, self.continuation_timeout)
+        if evicted:
+            log.warning("%d continuation(s) evicted: more than %d live",
+                        len(evicted), self._store.max_live)
+            self._hub().call_soon(lambda: self._expire(evicted))
+        self._schedule_expiry()
+        return channel
+
+    def _hub(self):
+        hub = current_hub()
+        if hub is None:
+            raise RuntimeError("SessionlessApp runs inside webcont's hub: serve it with"
+                               " webcont.serve(app) or wrap it with webcont.gateway(app)")
+        return hub
+
+    def _schedule_expiry(self):
+        due = self._store.next_deadline()
+        if due is not None and (self._expiry_at is None or due < self._expiry_at):
+            self._expiry_at = due
+            self._hub().call_at(due, self._expiry_timer)
+
+    def _expiry_timer(self):
+        self._expiry_at = None
+        self._expire(self._store.expire_due())
+        self._schedule_expiry()
+
+    def _expire(self, continuations):
+        for continuation in continuations:
+            channel = continuation.channel
+            if channel.balance < 0:  # the controller is still waiting there
+                try:
+                    channel.send_exception(TimeoutException, "continuation expired")
+                except Exception:
+                    log.exception("expiring continuation %s", continuation.id[:6])
+
+    # -- requests (hub) -------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        self._hub()
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "POST"):
+            return self._respond(start_response, "405 Method Not Allowed",
+                                 error_page("405 Method Not Allowed",
+                                            "Only GET and POST are supported."),
+                                 [("Allow", "GET, POST")])
+        try:
+            parameters = parse_parameters(environ, self.max_query_bytes, self.max_fields)
+        except BadRequest as bad:
+            status, message = bad.args
+            return self._respond(start_response, status, error_page(status, message))
+        if CONTINUATION_PARAMETER in parameters:
+            return self._resume(parameters, environ, start_response)
+        controller = self.routes.get(environ.get("PATH_INFO", "/") or "/")
+        if controller is None:
+            return self._respond(start_response, "404 Not Found",
+                                 error_page("404 Not Found", "There is nothing at this address."))
+        channel = stackless.channel()
+        request = SessionlessRequest(self, channel, controller, parameters, environ)
+        stackless.tasklet(request)()
+        return self._page(channel.receive(), start_response)
+
+    def _resume(self, parameters, environ, start_response):
+        id = parameters[CONTINUATION_PARAMETER][0]
+        store = self._store
+        continuation = store.take(id)
+        if continuation is not None and continuation.channel.balance >= 0:
+            store.remember(id, Tombstone("expired"))  # its controller is gone
+            continuation = None
+        if continuation is None:
+            return self._dead_continuation(id, parameters, start_response)
+        channel = stackless.channel()
+        continuation.channel.send((parameters, channel, environ))
+        reply = channel.receive()
+        status, headers, body = self._render(reply)
+        if status.startswith("200"):
+            store.remember(id, Tombstone("used", parameters, (status, headers, body)))
+        else:
+            store.remember(id, Tombstone("failed"))
+        start_response(status, headers)
+        return [body]
+
+    def _dead_continuation(self, id, parameters, start_response):
+        tombstone = self._store.tombstone(id)
+        if tombstone is None:
+            status, message = "404 Not Found", (
+                "This page refers to a conversation the server does not know"
+                " (it may have been restarted, or the address is wrong).")
+        elif tombstone.state == "expired":
+            status, message = "410 Gone", (
+                "This conversation expired after %d seconds without an answer."
+                % self.continuation_timeout)
+        elif tombstone.state == "used" and tombstone.parameters == parameters:
+            status, headers, body = tombstone.response  # the same form again: the same page
+            start_response(status, headers)
+            return [body]
+        elif tombstone.state == "running":
+            status, message = "409 Conflict", "This form is being submitted already."
+        else:
+            status, message = "409 Conflict", (
+                "This form was already submitted; going back and submitting it"
+                " again does not change what happened.")
+        return self._respond(start_response, status, error_page(status, message))
+
+    def _page(self, reply, start_response):
+        status, headers, body = self._render(reply)
+        start_response(status, headers)
+        return [body]
+
+    def _render(self, reply):
+        if isinstance(reply, _Failure):
+            status = "500 Internal Server Error"
+            document = error_page(status, "The application failed while answering this"
+                                  " request. The error has been logged.")
+        else:
+            status = "200 OK"
+            if isinstance(reply, bytes):
+                reply = reply.decode("utf-8", "replace")
+            document = page("" if reply is None else str(reply))
+        body = document.encode("utf-8")
+        return status, [("Content-Type", CONTENT_TYPE),
+                        ("Content-Length", str(len(body))),
+                        ("Cache-Control", "no-store")], body
+
+    @staticmethod
+    def _respond(start_response, status, document, extra_headers=()):
+        body = document.encode("utf-8")
+        start_response(status, [("Content-Type", CONTENT_TYPE),
+                                ("Content-Length", str(len(body)))] + list(extra_headers))
+        return [body]

@@ -1,0 +1,156 @@
+"""Server-thread code: read the body, hand the request to the hub, wait, answer.
+
+Nothing here touches a tasklet.  The request body is read completely by the
+server thread (bounded by ``max_body_bytes``) before the hand-off, so the hub
+never waits on a slow client; the response is produced whole on the hub and
+written out by the server thread.
+"""
+
+import io
+import logging
+
+from ._hub import InlineHub, Job, ThreadHub
+from ._pages import CONTENT_TYPE, error_page
+from ._settings import GATEWAY_OPTIONS, validate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["gateway", "Gateway", "InlineGateway"]
+
+
+class _Refused(Exception):
+    """A request refused before it reaches the app (status, message)."""
+
+
+def read_body(environ, max_bytes):
+    """Read the whole request body, refusing more than ``max_bytes``.
+
+    Returns the bytes; raises ``_Refused`` for a bad or too large body.
+    """
+    length = environ.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(length)
+    except ValueError:
+        raise _Refused("400 Bad Request", "The Content-Length header is not a number.") from None
+    if length < 0:
+        raise _Refused("400 Bad Request", "The Content-Length header is negative.")
+    if length > max_bytes:
+        raise _Refused("413 Content Too Large",
+                       "The request body is larger than %d bytes." % max_bytes)
+    stream = environ.get("wsgi.input")
+    body = stream.read(length) if (stream is not None and length) else b""
+    if len(body) < length:
+        raise _Refused("400 Bad Request", "The request body ended early.")
+    return body
+
+
+def _error_response(start_response, status, message):
+    body = error_page(status, message).encode("utf-8")
+    start_response(status, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class _GatewayBase:
+    """What both gateways share: option checking and preparing a ``Job``."""
+
+    def __init__(self, app, **options):
+        self.app = app
+        settings = validate(options, GATEWAY_OPTIONS)
+        self.max_body_bytes = settings["max_body_bytes"]
+        self.request_timeout = settings["request_timeout"]
+
+    def _job(self, environ):
+        body = read_body(environ, self.max_body_bytes)
+        environ = dict(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return Job(environ)
+
+    @staticmethod
+    def _answer(job, start_response):
+        start_response(job.status, job.headers)
+        return job.body
+
+
+class Gateway(_GatewayBase):
+    """A thread-safe WSGI callable that runs ``app`` on a hub thread of its own.
+
+    Use it under any threaded WSGI server.  A request the app does not answer
+    within ``request_timeout`` seconds gets a 504 page and its tasklet is
+    killed.  ``close()`` kills suspended tasklets and stops the hub.
+    """
+
+    def __init__(self, app, **options):
+        super().__init__(app, **options)
+        self.hub = ThreadHub()
+
+    def __call__(self, environ, start_response):
+        try:
+            job = self._job(environ)
+        except _Refused as refused:
+            return _error_response(start_response, *refused.args)
+        try:
+            self.hub.submit(self.app, job)
+        except RuntimeError:
+            return _error_response(start_response, "503 Service Unavailable",
+                                   "The server is shutting down.")
+        if not job.done.wait(self.request_timeout):
+            log.warning("no answer within %.1f s to %s %s: giving up", self.request_timeout,
+                        environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            try:
+                self.hub.post(lambda: self.hub.abandon(
+                    job, "504 Gateway Timeout", "The application did not answer in time."))
+            except RuntimeError:
+                pass
+            job.done.wait(5.0)
+            if not job.finished:
+                return _error_response(start_response, "504 Gateway Timeout",
+                                       "The application did not answer in time.")
+        return self._answer(job, start_response)
+
+    def close(self):
+        """Kill the hub's suspended tasklets (their ``finally:`` runs) and stop it."""
+        self.hub.stop()
+
+
+class InlineGateway(_GatewayBase):
+    """The WSGI callable of ``serve()`` with one worker thread: that thread is the hub.
+
+    A request must be answered by the time the run queue drains; one still
+    waiting then (it waits for something only a later request could bring,
+    which one thread cannot serve meanwhile) gets a 500 page.
+    """
+
+    def __init__(self, app, post, **options):
+        super().__init__(app, **options)
+        self.hub = InlineHub(post)
+
+    def __call__(self, environ, start_response):
+        try:
+            job = self._job(environ)
+        except _Refused as refused:
+            return _error_response(start_response, *refused.args)
+        hub = self.hub
+        if hub.stopped:
+            return _error_response(start_response, "503 Service Unavailable",
+                                   "The server is shutting down.")
+        hub.handle(self.app, job)
+        if not job.finished:
+            log.error("%s %s was still waiting after the run queue drained: with one"
+                      " worker thread nothing else can answer it",
+                      environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            hub.abandon(job, "500 Internal Server Error",
+                        "The application did not answer this request.")
+        return self._answer(job, start_response)
+
+
+def gateway(wsgi_app, **options):
+    """Return a thread-safe WSGI callable running ``wsgi_app`` inside the hub.
+
+    Tasklet and channel code in ``wsgi_app`` then works under any threaded
+    WSGI server: every request runs in its own tasklet on one hub thread,
+    which drains its run queue before taking the next request.  Options:
+    ``max_body_bytes`` (65536: larger bodies get 413) and ``request_timeout``
+    (30 s: then 504).  Call ``.close()`` to stop the hub.
+    """
+    return Gateway(wsgi_app, **options)

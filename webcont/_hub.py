@@ -1,0 +1,347 @@
+"""The hub: the one thread that owns every webcont tasklet.
+
+greenlets cannot move between threads, and WSGI servers call the app from a
+pool of threads.  So every tasklet lives on one scheduler thread, the hub:
+server threads hand it requests (``Job``) and wait, and the hub runs each
+request in a tasklet of its own.
+
+The rule that makes the seed's "register the continuation after send()
+returns" safe: after starting a request the hub runs every runnable tasklet
+until the run queue is empty (``drain``) before it looks at anything else.
+Timers (continuation expiry) also run on the hub, between requests, whether
+or not traffic arrives.
+
+Two drivers share this core:
+
+* ``ThreadHub`` has a thread of its own with an inbox; other threads only
+  append to the inbox (a ``deque`` under a condition variable) and wait for
+  their job.  Each pass takes only what was queued when it began.
+* ``InlineHub`` is driven by the thread that calls it: ``serve()`` makes
+  waitress' single worker thread the hub, which removes a thread hop per
+  request.  Its timers are brought to that thread by a small timer thread
+  that posts them through ``post``.
+
+Methods marked "(hub)" run only on the hub thread; the others are safe from
+any thread.
+"""
+
+import gc
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+
+import stackless_compat as stackless
+
+from ._pages import CONTENT_TYPE, error_page
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Hub", "ThreadHub", "InlineHub", "Job", "current_hub"]
+
+_local = threading.local()
+
+
+def current_hub():
+    """The hub owning the calling thread, or None outside any hub."""
+    return getattr(_local, "hub", None)
+
+
+class Job:
+    """One WSGI request handed to the hub, and the response it produces.
+
+    The hub fills ``status``, ``headers`` and ``body``, then calls
+    ``finish()``; the server thread waits on ``done``.
+    """
+
+    __slots__ = ("environ", "status", "headers", "body", "done", "tasklet", "finished")
+
+    def __init__(self, environ):
+        self.environ = environ
+        self.status = None
+        self.headers = None
+        self.body = []
+        self.done = threading.Event()
+        self.tasklet = None
+        self.finished = False
+
+    def start_response(self, status, headers, exc_info=None):
+        """The WSGI ``start_response`` given to the app (nothing is sent before it returns)."""
+        if self.status is not None and exc_info is None:
+            raise AssertionError("start_response called twice without exc_info")
+        self.status = status
+        self.headers = list(headers)
+        return self.body.append
+
+    def respond(self, status, message):
+        """Replace whatever the app produced by a complete error page."""
+        self.status = status
+        self.headers = [("Content-Type", CONTENT_TYPE)]
+        self.body = [error_page(status, message).encode("utf-8")]
+
+    def finish(self):
+        self.finished = True
+        self.done.set()
+
+
+class Hub:
+    """The scheduler-owning core shared by both drivers."""
+
+    def __init__(self):
+        self.thread_id = None
+        self._timers = []               # heap of (when, seq, callback)
+        self._timer_seq = itertools.count()
+        self.stopped = False
+
+    # -- binding -----------------------------------------------------------
+
+    def _bind(self):
+        """Make the calling thread this hub's thread (once)."""
+        if self.thread_id is None:
+            self.thread_id = threading.get_ident()
+            _local.hub = self
+        elif self.thread_id != threading.get_ident():
+            raise RuntimeError("this hub belongs to thread %d" % self.thread_id)
+
+    # -- requests (hub) -----------------------------------------------------------
+
+    def run_job(self, app, job):
+        """Run ``app`` for ``job`` in a new tasklet, then drain the run queue. (hub)"""
+        job.tasklet = stackless.tasklet(_serve_job)(app, job)
+        self.drain()
+
+    def abandon(self, job, status, message):
+        """Answer a job the app left unanswered, killing its request tasklet. (hub)"""
+        if job.finished:
+            return
+        task, job.tasklet = job.tasklet, None
+        if task is not None and task.alive:
+            try:
+                task.kill()
+            except Exception:
+                log.exception("killing the request tasklet of an abandoned request")
+            self.drain()
+        if not job.finished:
+            job.respond(status, message)
+            job.finish()
+
+    def drain(self):
+        """Run tasklets until none is runnable. (hub)
+
+        An exception escaping a tasklet lands here: it is logged and the
+        other tasklets go on.
+        """
+        while True:
+            try:
+                stackless.run()
+                return
+            except (Exception, SystemExit):
+                log.exception("a tasklet on the hub raised")
+
+    # -- timers (hub) -----------------------------------------------------------
+
+    def call_at(self, when, callback):
+        """Run ``callback()`` on the hub at ``time.monotonic()`` >= ``when``. (hub)"""
+        heapq.heappush(self._timers, (when, next(self._timer_seq), callback))
+        self._timers_changed()
+
+    def call_soon(self, callback):
+        """Run ``callback()`` on the hub after the current drain. (hub)"""
+        self.call_at(0.0, callback)
+
+    def next_timer(self):
+        """When the earliest timer is due (monotonic seconds), or None."""
+        try:
+            return self._timers[0][0]
+        except IndexError:  # read from other threads too: empty, or emptied meanwhile
+            return None
+
+    def fire_due_timers(self):
+        """Run every due timer callback, each followed by a drain. (hub)"""
+        now = time.monotonic()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, callback = heapq.heappop(timers)
+            try:
+                callback()
+            except Exception:
+                log.exception("a hub timer callback raised")
+            self.drain()
+
+    def _timers_changed(self):
+        """Hook for drivers that must wake up for an earlier timer."""
+
+    # -- shutdown (hub) -----------------------------------------------------------
+
+    def kill_all(self):
+        """Kill every live tasklet of the hub so their ``finally:`` blocks run. (hub)"""
+        sched_main = stackless.getmain()
+        victims = [obj for obj in gc.get_objects()
+                   if isinstance(obj, stackless.tasklet) and obj is not sched_main
+                   and obj.alive and obj.thread_id == self.thread_id]
+        for task in victims:
+            try:
+                task.kill()
+            except Exception:
+                log.exception("killing %r at shutdown", task)
+            self.drain()
+        self._timers.clear()
+        self.stopped = True
+        log.info("hub stopped: %d suspended tasklet(s) killed", len(victims))
+        return len(victims)
+
+
+def _serve_job(app, job):
+    """The body of a request tasklet: call the WSGI app and collect its response."""
+    try:
+        result = app(job.environ, job.start_response)
+        try:
+            for chunk in result:
+                if not isinstance(chunk, bytes):
+                    raise TypeError("WSGI response chunks must be bytes, not %s"
+                                    % type(chunk).__name__)
+                job.body.append(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if job.status is None:
+            raise RuntimeError("the application returned without calling start_response")
+    except stackless.TaskletExit:
+        job.respond("503 Service Unavailable", "The server is shutting down or the"
+                    " request was cancelled; please try again.")
+        raise
+    except Exception:
+        log.exception("the application raised while answering %s %s",
+                      job.environ.get("REQUEST_METHOD"), job.environ.get("PATH_INFO"))
+        job.respond("500 Internal Server Error", "The application failed while answering"
+                    " this request. The error has been logged.")
+    finally:
+        job.tasklet = None
+        job.finish()
+
+
+class ThreadHub(Hub):
+    """A hub with its own thread; other threads ``submit`` jobs to it."""
+
+    def __init__(self, name="webcont-hub"):
+        super().__init__()
+        self._inbox = deque()
+        self._wakeup = threading.Condition(threading.Lock())
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def post(self, callback):
+        """Run ``callback()`` on the hub thread soon (any thread)."""
+        with self._wakeup:
+            if self._stopping:
+                raise RuntimeError("the hub is stopped")
+            self._inbox.append(callback)
+            self._wakeup.notify()
+
+    def submit(self, app, job):
+        """Hand ``job`` to the hub to be answered by ``app`` (any thread)."""
+        self.post(lambda: self.run_job(app, job))
+
+    def stop(self, timeout=10.0):
+        """Kill suspended tasklets on the hub, then end its thread (any thread)."""
+        with self._wakeup:
+            if self._stopping:
+                return
+            self._inbox.append(self.kill_all)
+            self._stopping = True
+            self._wakeup.notify()
+        self._thread.join(timeout)
+
+    def _timers_changed(self):
+        pass  # the loop recomputes its wait after every pass
+
+    def _loop(self):
+        self._bind()
+        inbox, wakeup = self._inbox, self._wakeup
+        while True:
+            with wakeup:
+                while not inbox and not self._stopping:
+                    due = self.next_timer()
+                    delay = None if due is None else due - time.monotonic()
+                    if delay is not None and delay <= 0:
+                        break
+                    wakeup.wait(delay)
+                # take only what is queued now: later arrivals wait for the next pass
+                batch = list(inbox)
+                inbox.clear()
+                stopping = self._stopping
+            for callback in batch:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a hub job raised")
+            self.fire_due_timers()
+            if stopping and not inbox:
+                return
+
+
+class InlineHub(Hub):
+    """A hub driven by whichever single thread calls it (waitress' worker).
+
+    ``post`` (given by the server) must run a callback on that thread; a
+    timer thread uses it to bring due timers there when no request comes.
+    """
+
+    def __init__(self, post):
+        super().__init__()
+        self.post = post
+        self._timer_cond = threading.Condition(threading.Lock())
+        self._timer_posted = False
+        self._closing = False
+        self._timer_thread = threading.Thread(target=self._timer_loop,
+                                              name="webcont-timers", daemon=True)
+        self._timer_thread.start()
+
+    def handle(self, app, job):
+        """Answer ``job`` right here, on the calling (hub) thread."""
+        self._bind()
+        self.fire_due_timers()
+        self.run_job(app, job)
+
+    def fire_due_timers(self):
+        with self._timer_cond:
+            self._timer_posted = False
+        super().fire_due_timers()
+        self._timers_changed()
+
+    def _timers_changed(self):
+        with self._timer_cond:
+            self._timer_cond.notify()
+
+    def close(self):
+        """Stop the timer thread (any thread)."""
+        with self._timer_cond:
+            self._closing = True
+            self._timer_cond.notify()
+        self._timer_thread.join(5)
+
+    def _timer_loop(self):
+        cond = self._timer_cond
+        with cond:
+            while not self._closing:
+                due = self.next_timer()  # a racy read of the heap head is fine: we recheck
+                if due is None or self._timer_posted:
+                    cond.wait()
+                    continue
+                delay = due - time.monotonic()
+                if delay > 0:
+                    cond.wait(delay)
+                    continue
+                self._timer_posted = True
+                try:
+                    self.post(self._run_timers)
+                except Exception:
+                    log.exception("posting hub timers")
+
+    def _run_timers(self):
+        self._bind()
+        self.fire_due_timers()

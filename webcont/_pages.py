@@ -1,0 +1,54 @@
+"""Complete HTML documents: every page webcont itself answers with.
+
+All escaping of echoed input lives here: ``escape`` for text, and ``page``
+wraps a controller's fragment into a full document (a fragment is trusted
+markup written by the controller, which escapes what it echoes).
+"""
+
+import html
+
+__all__ = ["escape", "page", "error_page", "CONTENT_TYPE"]
+
+CONTENT_TYPE = "text/html; charset=utf-8"
+
+_DOCUMENT = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>%(title)s</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em; line-height: 1.5; }
+input[type=text], input[type=number] { font-size: 1em; padding: .2em .4em; }
+.error { color: #a00; }
+</style>
+</head>
+<body>
+%(body)s
+</body>
+</html>
+"""
+
+
+def escape(text):
+    """Escape ``text`` for HTML text and attribute values (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def page(body, title="webcont"):
+    """Return ``body`` as a complete HTML document (str).
+
+    ``body`` that already is a document (starts with ``<!DOCTYPE`` or
+    ``<html``) is returned unchanged.
+    """
+    stripped = body.lstrip()[:15].lower()
+    if stripped.startswith("<!doctype") or stripped.startswith("<html"):
+        return body
+    return _DOCUMENT % {"title": escape(title), "body": body}
+
+
+def error_page(status, message, start_again="/"):
+    """A complete error document: the status as a heading, the (escaped)
+    message, and a link to start again."""
+    return page('<h1 class="error">%s</h1>\n<p>%s</p>\n<p><a href="%s">Start again</a></p>'
+                % (escape(status), escape(message), escape(start_again)), title=status)

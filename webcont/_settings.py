@@ -1,0 +1,60 @@
+"""webcont's options, validated once at the edge (the way waitress does it).
+
+One table maps each option to its converter and default; unknown options
+and bad values raise ``ValueError`` naming them.
+"""
+
+__all__ = ["APP_OPTIONS", "GATEWAY_OPTIONS", "validate"]
+
+
+def positive_number(value):
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be > 0")
+    return number
+
+
+def positive_int(value):
+    if isinstance(value, bool) or int(value) != float(value):
+        raise ValueError("must be a whole number")
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be > 0")
+    return number
+
+
+#: SessionlessApp options: name -> (converter, default, meaning)
+APP_OPTIONS = {
+    "continuation_timeout": (positive_number, 300.0,
+                             "seconds a suspended controller waits for its next request"),
+    "max_continuations": (positive_int, 10_000,
+                          "live continuations kept; beyond it the oldest is expired"),
+    "max_query_bytes": (positive_int, 8192, "longest query string accepted (else 414)"),
+    "max_fields": (positive_int, 100, "most form fields accepted (else 400)"),
+}
+
+#: gateway() / serve() options
+GATEWAY_OPTIONS = {
+    "max_body_bytes": (positive_int, 65_536, "largest request body accepted (else 413)"),
+    "request_timeout": (positive_number, 30.0,
+                        "seconds a request may wait for the application (else 504)"),
+}
+
+
+def validate(options, table):
+    """Return ``{name: value}`` for every option of ``table``, converted.
+
+    ``ValueError`` names an unknown option or a bad value.
+    """
+    unknown = sorted(set(options) - set(table))
+    if unknown:
+        raise ValueError("unknown option(s): %s (known: %s)"
+                         % (", ".join(unknown), ", ".join(sorted(table))))
+    result = {}
+    for name, (convert, default, _meaning) in table.items():
+        value = options.get(name, default)
+        try:
+            result[name] = convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("bad value for %s: %r (%s)" % (name, value, exc)) from None
+    return result
