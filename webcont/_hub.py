@@ -56,7 +56,8 @@ class Job:
     ``finish()``; the server thread waits on ``done``.
     """
 
-    __slots__ = ("environ", "status", "headers", "body", "done", "tasklet", "finished")
+    __slots__ = ("environ", "status", "headers", "body", "done", "tasklet", "finished",
+                 "cancel_reason")
 
     def __init__(self, environ):
         self.environ = environ
@@ -66,6 +67,8 @@ class Job:
         self.done = threading.Event()
         self.tasklet = None
         self.finished = False
+        self.cancel_reason = ("503 Service Unavailable", "The server is shutting down or the"
+                              " request was cancelled; please try again.")
 
     def start_response(self, status, headers, exc_info=None):
         """The WSGI ``start_response`` given to the app (nothing is sent before it returns)."""
@@ -117,6 +120,7 @@ class Hub:
         if job.finished:
             return
         task, job.tasklet = job.tasklet, None
+        job.cancel_reason = (status, message)
         if task is not None and task.alive:
             try:
                 task.kill()
@@ -210,8 +214,7 @@ def _serve_job(app, job):
         if job.status is None:
             raise RuntimeError("the application returned without calling start_response")
     except stackless.TaskletExit:
-        job.respond("503 Service Unavailable", "The server is shutting down or the"
-                    " request was cancelled; please try again.")
+        job.respond(*job.cancel_reason)
         raise
     except Exception:
         log.exception("the application raised while answering %s %s",

@@ -1,0 +1,184 @@
+"""webcont's own SessionlessApp and demos over real HTTP (waitress on loopback)."""
+
+import concurrent.futures
+import re
+import time
+
+import pytest
+
+from .support import Client, ServerProcess, continuation_id, message, play_to_the_end
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["inline-hub", "thread-hub"])
+def demo_server(request):
+    with ServerProcess("tests.webcont.fixture_apps:demo", threads=request.param) as server:
+        yield server
+
+
+def test_a_game_is_won_with_complete_html_and_charset(demo_server):
+    client = Client(demo_server.port)
+    status, headers, page = client.get("/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    pages, final = play_to_the_end(client)
+    assert "you made it in %d guesses" % (len(pages) - 1) in final
+    assert "too low" in "".join(pages) or "too high" in "".join(pages) or len(pages) == 2
+
+
+@pytest.mark.parametrize("guess", ["abc", "", "   ", "1e3", "9" * 5000, "-", "0x10"])
+def test_a_guess_that_is_not_a_number_is_answered_and_the_game_goes_on(demo_server, guess):
+    client = Client(demo_server.port)
+    _, _, page = client.get("/")
+    status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+    assert status == 200
+    assert message(page) == "You must guess a number!"
+    assert "You have guessed 0 times." in page
+    status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
+    assert status == 200 and "You have guessed 1 times." in page
+
+
+def test_a_number_out_of_range_is_refused_without_counting(demo_server):
+    client = Client(demo_server.port)
+    _, _, page = client.get("/")
+    _, _, page = client.get("/", __wc=continuation_id(page), guess=101)
+    assert message(page) == "101 is not between 1 and 100."
+    assert "You have guessed 0 times." in page
+
+
+def test_an_unknown_id_gets_a_404_page_linking_to_a_new_game(demo_server):
+    status, headers, page = Client(demo_server.port).get("/", __wc="A" * 22, guess=5)
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<a href="/">Start again</a>' in page
+    assert "does not know" in page
+
+
+def test_submitting_the_same_form_twice_advances_the_game_once(demo_server):
+    client = Client(demo_server.port)
+    _, _, page = client.get("/")
+    cid = continuation_id(page)
+    status, _, first = client.get("/", __wc=cid, guess=50)
+    status2, _, second = client.get("/", __wc=cid, guess=50)
+    assert status == status2 == 200
+    assert first == second  # the identical page, not a second move
+    assert "You have guessed 1 times." in second
+    status3, _, third = client.get("/", __wc=cid, guess=20)
+    assert status3 == 409
+    assert "already submitted" in third
+    _, _, page = client.get("/", __wc=continuation_id(first), guess=60)
+    assert "You have guessed 2 times." in page
+
+
+def test_unknown_paths_get_404_and_other_methods_405(demo_server):
+    client = Client(demo_server.port)
+    assert client.get("/nothing-here")[0] == 404
+    status, headers, _ = client.request("/", method="DELETE")
+    assert status == 405 and headers["Allow"] == "GET, POST"
+
+
+def test_bad_input_gets_clear_4xx_pages(demo_server):
+    client = Client(demo_server.port)
+    status, _, page = client.request("/?guess=%FF%FE")
+    assert status == 400 and "UTF-8" in page
+    status, _, page = client.request("/?" + "a=1&" * 200)
+    assert status == 400 and "fields" in page
+    status, _, page = client.request("/?x=" + "9" * 9000)
+    assert status == 414
+    status, _, page = client.request("/wizard", method="POST", body=b"x" * 70000,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 413
+    assert Client(demo_server.port).get("/")[0] == 200  # and the server still serves
+
+
+def test_the_wizard_runs_on_post_forms_and_escapes_what_it_echoes(demo_server):
+    client = Client(demo_server.port)
+    status, _, page = client.get("/wizard")
+    assert status == 200 and "step 1 of 3" in page
+    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    name = '<script>alert("x")</script>'
+    status, _, page = client.request(action, method="POST",
+                                     body={"__wc": continuation_id(page), "answer": name})
+    assert status == 200 and "step 2 of 3" in page
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    _, _, page = client.request(action, method="POST",
+                                body={"__wc": continuation_id(page), "answer": "a@b.example"})
+    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    _, _, page = client.request(action, method="POST",
+                                body={"__wc": continuation_id(page), "answer": "yes"})
+    assert "Welcome, &lt;script&gt;" in page and "a@b.example" in page
+
+
+def test_fifty_concurrent_games_are_never_mixed_up(demo_server):
+    def one_game(number):
+        client = Client(demo_server.port)
+        try:
+            pages, final = play_to_the_end(client)
+        finally:
+            client.close()
+        ids = [continuation_id(page) for page in pages[:-1]]
+        return number, len(pages) - 1, final, ids
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one_game, range(50)))
+    all_ids = [cid for *_, ids in results for cid in ids]
+    assert len(all_ids) == len(set(all_ids))  # no id served to two games
+    for _, guesses, final, _ in results:
+        assert "you made it in %d guesses" % guesses in final
+
+
+def test_an_expired_continuation_gets_410_and_its_controller_cleans_up():
+    with ServerProcess("tests.webcont.fixture_apps:cleanup_reporter",
+                       continuation_timeout=0.5) as server:
+        client = Client(server.port)
+        status, _, page = client.get("/wait")
+        assert status == 200
+        time.sleep(1.5)  # no traffic: the hub's timer must expire it alone
+        status, _, page = client.get("/wait", __wc=continuation_id(page))
+        assert status == 410
+        assert "expired" in page and '<a href="/">Start again</a>' in page
+        code, _, err = server.stop()
+    assert code == 0
+    assert "CLEANUP timeout" in err and "CLEANUP finally" in err
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_controller_that_raises_gets_a_500_page_without_traceback(threads):
+    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=threads) as server:
+        client = Client(server.port)
+        status, _, page = client.get("/now")
+        assert status == 500
+        assert "Traceback" not in page and "ValueError" not in page
+        assert "has been logged" in page
+        status, _, page = client.get("/later")
+        assert status == 200
+        status, _, page = client.get("/later", __wc=continuation_id(page))
+        assert status == 500 and "KeyError" not in page
+        assert client.get("/later")[0] == 200  # still serving
+        code, _, err = server.stop()
+    assert code == 0
+    assert "ValueError: this controller always fails" in err  # logged on the server
+    assert "KeyError" in err
+
+
+def test_a_request_the_app_never_answers_gets_an_error_not_a_hang():
+    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=1) as server:
+        started = time.monotonic()
+        status, _, page = Client(server.port, timeout=10).get("/stuck")
+        assert status == 500 and time.monotonic() - started < 5
+    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=4,
+                       serve_options={"request_timeout": 1.0}) as server:
+        started = time.monotonic()
+        status, _, page = Client(server.port, timeout=10).get("/stuck")
+        assert status == 504 and time.monotonic() - started < 5
+
+
+def test_sigterm_stops_gracefully_and_runs_finally_blocks_of_suspended_controllers():
+    with ServerProcess("tests.webcont.fixture_apps:cleanup_reporter") as server:
+        for _ in range(5):
+            assert Client(server.port).get("/wait")[0] == 200
+        code, out, err = server.stop()
+    assert code == 0 and "exited cleanly" in out
+    assert err.count("CLEANUP finally") == 5
+    assert "5 suspended tasklet(s) killed" in err
