@@ -1,0 +1,83 @@
+"""The continuation store: ids, deadlines with lazy deletion, the cap, tombstones."""
+
+import re
+
+from webcont._continuations import ContinuationStore, Tombstone, mint_id
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_ids_are_128_bit_urlsafe_and_never_repeat():
+    ids = {mint_id() for _ in range(100_000)}
+    assert len(ids) == 100_000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", id) for id in list(ids)[:1000])
+
+
+def test_expire_due_returns_exactly_the_overdue_in_deadline_order():
+    clock = FakeClock()
+    store = ContinuationStore(100, clock=clock)
+    for delay, name in [(30, "c"), (10, "a"), (20, "b"), (40, "d")]:
+        store.add(name, object(), delay)
+    clock.now += 25
+    assert [c.id for c in store.expire_due()] == ["a", "b"]
+    assert sorted(store.ids()) == ["c", "d"]
+    assert store.tombstone("a").state == "expired"
+    clock.now += 100
+    assert [c.id for c in store.expire_due()] == ["c", "d"]
+    assert len(store) == 0
+
+
+def test_a_taken_continuation_is_single_use_and_never_expires():
+    clock = FakeClock()
+    store = ContinuationStore(100, clock=clock)
+    channel = object()
+    store.add("x", channel, 5)
+    taken = store.take("x")
+    assert taken.channel is channel
+    assert store.take("x") is None
+    assert store.tombstone("x").state == "running"
+    clock.now += 10
+    assert store.expire_due() == []  # its stale heap entry is skipped
+
+
+def test_stale_heap_entries_are_pruned_in_a_batch():
+    store = ContinuationStore(10_000, clock=FakeClock())
+    for number in range(1000):
+        store.add(str(number), None, 60)
+        store.take(str(number))
+    assert len(store._deadlines) <= 2 * len(store) + 65
+
+
+def test_the_cap_evicts_the_oldest_first():
+    store = ContinuationStore(3, clock=FakeClock())
+    evicted = []
+    for name in "abcde":
+        evicted += [c.id for c in store.add(name, None, 60)]
+    assert evicted == ["a", "b"]
+    assert store.ids() == ["c", "d", "e"]
+    assert store.tombstone("a").state == "expired"
+
+
+def test_tombstones_are_bounded_and_forget_the_oldest():
+    store = ContinuationStore(10, max_tombstones=2, clock=FakeClock())
+    for name in "abc":
+        store.remember(name, Tombstone("used"))
+    assert store.tombstone("a") is None
+    assert store.tombstone("c").state == "used"
+
+
+def test_adding_an_existing_id_is_refused():
+    store = ContinuationStore(10, clock=FakeClock())
+    store.add("x", None, 1)
+    try:
+        store.add("x", None, 1)
+    except ValueError as error:
+        assert "already registered" in str(error)
+    else:
+        raise AssertionError("duplicate id accepted")

@@ -1,0 +1,179 @@
+"""The hub in-process, through gateway(): draining order, timers, timeouts, shutdown."""
+
+import concurrent.futures
+import io
+import logging
+import threading
+import time
+
+import pytest
+
+import stackless_compat as stackless
+import webcont
+from webcont import SessionlessApp, TimeoutException
+
+
+def call(app, path="/", query="", method="GET", body=b""):
+    """Call a WSGI callable the way a server thread would; return (status, body)."""
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    captured = {}
+
+    def start_response(status, headers, exc_info=None):
+        captured["status"] = status
+        captured["headers"] = headers
+    chunks = app(environ, start_response)
+    return captured["status"], b"".join(chunks).decode()
+
+
+@pytest.fixture
+def gateways():
+    made = []
+
+    def make(app, **options):
+        gateway = webcont.gateway(app, **options)
+        made.append(gateway)
+        return gateway
+    yield make
+    for gateway in made:
+        gateway.close()
+
+
+def test_the_hub_drains_the_run_queue_before_taking_the_next_request(gateways):
+    # The seed's ordering trap: the worker registers only after send() returned.
+    registry, events = {}, []
+    hand_over = stackless.channel
+
+    def worker(reply, key):
+        reply.send("page for %s" % key)   # the request resumes first (prefer receiver)...
+        stackless.schedule()              # ...and the worker yields once more,
+        registry[key] = True              # so it registers late
+        events.append(("registered", key))
+
+    def app(environ, start_response):
+        key = environ["QUERY_STRING"]
+        events.append(("request", key, key in registry))
+        reply = hand_over()
+        stackless.tasklet(worker)(reply, key)
+        page = reply.receive()
+        events.append(("answered", key))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [page.encode()]
+
+    gateway = gateways(app)
+    for key in ("a", "a", "b"):
+        assert call(gateway, query=key) == ("200 OK", "page for %s" % key)
+    assert events == [("request", "a", False), ("answered", "a"), ("registered", "a"),
+                      ("request", "a", True), ("answered", "a"), ("registered", "a"),
+                      ("request", "b", False), ("answered", "b"), ("registered", "b")]
+
+
+def test_every_request_runs_on_the_one_hub_thread(gateways):
+    threads = set()
+
+    def app(environ, start_response):
+        threads.add(threading.get_ident())
+        stackless.schedule()
+        start_response("200 OK", [])
+        return [b"ok"]
+    gateway = gateways(app)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: call(gateway), range(64)))
+    assert results == [("200 OK", "ok")] * 64
+    assert threads == {gateway.hub.thread_id}
+
+
+def test_expiry_fires_on_a_timer_without_any_traffic(gateways):
+    cleaned = threading.Event()
+
+    def controller(req):
+        try:
+            req.continue_("waiting")
+        except TimeoutException:
+            cleaned.set()
+            raise
+    gateway = gateways(SessionlessApp({"/": controller}, continuation_timeout=0.2))
+    assert call(gateway)[0] == "200 OK"
+    assert cleaned.wait(5), "the continuation was not expired by the hub's timer"
+
+
+def test_a_request_the_app_never_answers_gets_504_and_its_tasklet_is_killed(gateways):
+    killed = threading.Event()
+
+    def app(environ, start_response):
+        try:
+            stackless.channel().receive()
+        finally:
+            killed.set()
+    gateway = gateways(app, request_timeout=0.3)
+    started = time.monotonic()
+    status, page = call(gateway)
+    assert status == "504 Gateway Timeout" and "did not answer" in page
+    assert time.monotonic() - started < 5
+    assert killed.wait(5)
+    assert call(gateways(lambda e, s: (s("200 OK", []), [b"x"])[1]))[0] == "200 OK"
+
+
+def test_close_kills_suspended_controllers_so_finally_blocks_run():
+    finished = []
+
+    def controller(req):
+        try:
+            req.continue_("first page")
+        finally:
+            finished.append(req.continuation_id)
+    gateway = webcont.gateway(SessionlessApp({"/": controller}))
+    for _ in range(3):
+        assert call(gateway)[0] == "200 OK"
+    gateway.close()
+    assert len(finished) == 3
+
+
+def test_a_stray_tasklet_that_raises_is_logged_and_the_hub_goes_on(gateways, caplog):
+    def doomed():
+        raise ZeroDivisionError("stray")
+
+    def app(environ, start_response):
+        stackless.tasklet(doomed)()
+        start_response("200 OK", [])
+        return [b"fine"]
+    gateway = gateways(app)
+    with caplog.at_level(logging.ERROR, logger="webcont._hub"):
+        assert call(gateway) == ("200 OK", "fine")
+        assert call(gateway) == ("200 OK", "fine")
+    assert "stray" in caplog.text
+
+
+def test_an_app_that_raises_or_misbehaves_gets_a_500_page(gateways):
+    def raises(environ, start_response):
+        raise RuntimeError("boom")
+
+    def no_start_response(environ, start_response):
+        return [b"body"]
+
+    def str_chunks(environ, start_response):
+        start_response("200 OK", [])
+        return ["not bytes"]
+    for app in (raises, no_start_response, str_chunks):
+        status, page = call(gateways(app))
+        assert status == "500 Internal Server Error"
+        assert "boom" not in page and "<!DOCTYPE html>" in page
+
+
+def test_bodies_over_the_limit_are_refused_before_the_hub(gateways):
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [b""]
+    gateway = gateways(app, max_body_bytes=10)
+    assert call(gateway, method="POST", body=b"0123456789")[0] == "200 OK"
+    assert call(gateway, method="POST", body=b"0123456789X")[0] == "413 Content Too Large"
+    assert seen == [b"0123456789"]
+
+
+def test_sessionless_app_outside_a_hub_says_how_to_serve_it():
+    app = SessionlessApp({"/": lambda req: "x"})
+    with pytest.raises(RuntimeError, match="webcont.serve"):
+        call(app)

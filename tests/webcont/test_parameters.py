@@ -1,0 +1,65 @@
+"""Parameter parsing and option validation: the edge where bad input is refused."""
+
+import io
+
+import pytest
+
+from webcont._app import BadRequest, parse_parameters
+from webcont._settings import APP_OPTIONS, validate
+
+
+def environ(query="", body=None, content_type="application/x-www-form-urlencoded"):
+    env = {"REQUEST_METHOD": "POST" if body is not None else "GET", "QUERY_STRING": query}
+    if body is not None:
+        env["wsgi.input"] = io.BytesIO(body)
+        env["CONTENT_TYPE"] = content_type
+    return env
+
+
+def test_query_and_form_fields_merge_into_lists_as_the_seed_did():
+    params = parse_parameters(environ("a=1&b=2&a=3", body=b"a=4&c=%C3%A9"))
+    assert params == {"a": ["1", "3", "4"], "b": ["2"], "c": ["é"]}
+
+
+def test_blank_values_are_dropped_as_parse_qs_did_in_the_seed():
+    assert parse_parameters(environ("guess=&x=1")) == {"x": ["1"]}
+
+
+def test_raw_utf8_bytes_in_the_query_string_are_decoded():
+    # WSGI passes raw bytes as latin-1 characters
+    query = "name=%s" % "é".encode("utf-8").decode("latin-1")
+    assert parse_parameters(environ(query)) == {"name": ["é"]}
+
+
+@pytest.mark.parametrize("query", ["x=%FF", "x=%C3", "x=" + "\xff"])
+def test_non_utf8_input_is_a_400(query):
+    with pytest.raises(BadRequest) as error:
+        parse_parameters(environ(query))
+    assert error.value.args[0] == "400 Bad Request"
+
+
+def test_too_long_a_query_is_a_414_and_too_many_fields_a_400():
+    with pytest.raises(BadRequest) as error:
+        parse_parameters(environ("x=" + "1" * 100), max_query_bytes=50)
+    assert error.value.args[0] == "414 URI Too Long"
+    with pytest.raises(BadRequest) as error:
+        parse_parameters(environ("&".join("f%d=1" % n for n in range(20))), max_fields=10)
+    assert error.value.args[0] == "400 Bad Request"
+    with pytest.raises(BadRequest):
+        parse_parameters(environ("a=1&b=2", body=b"c=3&d=4"), max_fields=3)
+
+
+def test_other_form_encodings_are_refused_with_415():
+    with pytest.raises(BadRequest) as error:
+        parse_parameters(environ(body=b"{}", content_type="application/json"))
+    assert error.value.args[0] == "415 Unsupported Media Type"
+
+
+def test_options_are_validated_and_unknown_ones_named():
+    assert validate({"continuation_timeout": "2.5"}, APP_OPTIONS)["continuation_timeout"] == 2.5
+    with pytest.raises(ValueError, match="unknown option.*colour"):
+        validate({"colour": 1}, APP_OPTIONS)
+    with pytest.raises(ValueError, match="max_continuations"):
+        validate({"max_continuations": 0}, APP_OPTIONS)
+    with pytest.raises(ValueError, match="max_fields"):
+        validate({"max_fields": 1.5}, APP_OPTIONS)
