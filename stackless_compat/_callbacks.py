@@ -35,7 +35,8 @@ def set_channel_callback(callable):
     """Install ``callable(channel, tasklet, sending, willblock)``, called
     before every send and receive.  ``None`` removes it.  Returns the
     previous callback.  An exception it raises aborts the channel action
-    before anything has changed."""
+    before anything has changed.  While it runs, switching is trapped
+    (``RuntimeError``), as Stackless' schedlock does."""
     old = hooks.channel
     hooks.channel = _checked(callable, "channel")
     return old

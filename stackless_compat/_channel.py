@@ -116,9 +116,11 @@ class channel:
         if sched.in_channel_callback:
             raise RuntimeError("Recursive channel call due to callbacks!")
         sched.in_channel_callback = True
+        sched.switch_trap += 1  # Stackless' schedlock: the callback must not switch
         try:
             _hooks.channel(self, source, int(direction > 0), int(not partner_waits))
         finally:
+            sched.switch_trap -= 1
             sched.in_channel_callback = False
 
     def _hand_over_to_thread(self, target, direction, value):

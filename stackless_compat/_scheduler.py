@@ -116,7 +116,7 @@ class Scheduler:
     def check_trap(self):
         """Refuse to switch while ``switch_trap`` is set (checked before any state changes)."""
         if self.switch_trap:
-            if self.in_callback:
+            if self.in_callback or self.in_channel_callback:
                 raise RuntimeError("Recursive scheduler call due to callbacks!")
             raise RuntimeError("switch_trap: tasklet switching is trapped in this thread")
 
@@ -245,12 +245,12 @@ def _bootstrap(value):
     scheduler = _local.scheduler
     error = None
     try:
-        if value.__class__ is bomb:
-            value.raise_()
         task = scheduler.current
         func, args, kwargs = task._start
-        task._start = None
+        task._start = None  # first: thrown at before it ran, it must still end dead
         del task
+        if value.__class__ is bomb:
+            value.raise_()
         func(*args, **kwargs)
     except _GarbageCollected:
         return None  # greenlet is collecting us: not current, leave the scheduler alone

@@ -137,19 +137,19 @@ class tasklet:
         so the tasklets after it run before the caller gets back.
         """
         sched = self._local_scheduler()
-        self.insert()
         prev = sched.current
         if self is not prev:
-            sched.check_trap()
+            sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
+        self.insert()
         return sched.run_task(prev, self)
 
     def switch(self):
         """Like ``run()``, but the caller is paused (removed from the run queue)."""
         sched = self._local_scheduler()
-        self.insert()
         prev = sched.current
         if self is not prev:
-            sched.check_trap()
+            sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
+        self.insert()
         sched.remove(prev)
         return sched.run_task(prev, self)
 

@@ -1,0 +1,130 @@
+"""The public surface of ``stackless_compat``: the names legacy Stackless code
+imports, ``install()`` and ``TaskletExit`` (reference/stackless-docs/stackless.rst,
+spec/stackless-api.md)."""
+
+import builtins
+import importlib
+import sys
+
+import pytest
+
+import stackless_compat
+
+EXPECTED_ALL = {
+    "tasklet", "channel", "bomb", "TaskletExit",
+    "run", "schedule", "schedule_remove",
+    "getcurrent", "getmain", "getruncount", "getcurrentid", "get_thread_info",
+    "atomic", "enable_softswitch", "switch_trap",
+    "set_channel_callback", "get_channel_callback",
+    "set_schedule_callback", "get_schedule_callback",
+    "install",
+}
+
+
+def test_all_is_exactly_the_stackless_surface():
+    assert set(stackless_compat.__all__) == EXPECTED_ALL
+    assert len(stackless_compat.__all__) == len(EXPECTED_ALL)  # no duplicates
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ALL))
+def test_every_public_name_exists_and_has_a_docstring(name):
+    obj = getattr(stackless_compat, name)
+    assert obj.__doc__ and obj.__doc__.strip()
+
+
+@pytest.mark.parametrize("name", ["tasklet", "channel", "bomb", "TaskletExit", "atomic"])
+def test_the_public_classes_are_classes(name):
+    assert isinstance(getattr(stackless_compat, name), type)
+
+
+def test_the_module_has_a_docstring():
+    assert stackless_compat.__doc__ and stackless_compat.__doc__.strip()
+
+
+def test_tasklet_exit_subclasses_system_exit_not_exception():
+    assert issubclass(stackless_compat.TaskletExit, SystemExit)
+    assert not issubclass(stackless_compat.TaskletExit, Exception)
+
+
+def test_live_attributes_are_not_in_all_but_are_readable():
+    for name in ("current", "main", "runcount", "threads", "stackless"):
+        assert name not in stackless_compat.__all__
+        getattr(stackless_compat, name)
+
+
+@pytest.fixture
+def installed():
+    """Run install() and undo everything it changed afterwards."""
+    saved_module = sys.modules.get("stackless", None)
+    had_builtin = hasattr(builtins, "TaskletExit")
+    saved_builtin = getattr(builtins, "TaskletExit", None)
+    try:
+        yield stackless_compat.install()
+    finally:
+        if saved_module is None:
+            sys.modules.pop("stackless", None)
+        else:
+            sys.modules["stackless"] = saved_module
+        if had_builtin:
+            builtins.TaskletExit = saved_builtin
+        elif hasattr(builtins, "TaskletExit"):
+            del builtins.TaskletExit
+
+
+def test_install_returns_the_package(installed):
+    assert installed is stackless_compat
+
+
+def test_install_makes_import_stackless_give_this_package(installed):
+    import stackless
+    assert stackless is stackless_compat
+    assert importlib.import_module("stackless") is stackless_compat
+    assert stackless.stackless is stackless_compat
+
+
+def test_install_makes_star_import_give_the_stackless_names(installed):
+    namespace = {}
+    exec("from stackless import *", namespace)
+    for name in EXPECTED_ALL:
+        assert namespace[name] is getattr(stackless_compat, name)
+
+
+def test_install_puts_tasklet_exit_in_builtins(installed):
+    assert builtins.TaskletExit is stackless_compat.TaskletExit
+    namespace = {}
+    exec("caught = None\ntry:\n    raise TaskletExit\nexcept SystemExit as e:\n    caught = e",
+         namespace)
+    assert isinstance(namespace["caught"], stackless_compat.TaskletExit)
+
+
+def test_install_twice_is_harmless(installed):
+    assert stackless_compat.install() is stackless_compat
+    import stackless
+    assert stackless is stackless_compat
+
+
+def test_legacy_code_runs_unchanged_after_install(installed):
+    source = (
+        "import stackless\n"
+        "out = []\n"
+        "ch = stackless.channel()\n"
+        "def producer():\n"
+        "    for i in range(3):\n"
+        "        ch.send(i)\n"
+        "    ch.send_exception(StopIteration)\n"
+        "def consumer():\n"
+        "    for v in ch:\n"
+        "        out.append(v)\n"
+        "stackless.tasklet(producer)()\n"
+        "stackless.tasklet(consumer)()\n"
+        "stackless.run()\n"
+    )
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["out"] == [0, 1, 2]
+
+
+def test_the_fixture_undid_install():
+    # runs after the install tests in file order: nothing may leak
+    assert sys.modules.get("stackless") is None or sys.modules["stackless"] is not stackless_compat
+    assert getattr(builtins, "TaskletExit", None) is not stackless_compat.TaskletExit
