@@ -24,6 +24,8 @@ slower per hand-over).
 from . import _callbacks
 from ._errors import bomb, exc_to_bomb, make_bomb
 from ._scheduler import _local, current_scheduler
+from . import _threads
+from ._threads import shared as _shared
 
 __all__ = ["channel"]
 
@@ -58,12 +60,30 @@ class channel:
         except AttributeError:
             sched = current_scheduler()
         source = sched.current
-        balance = self._balance
-        partner_waits = balance < 0 if direction > 0 else balance > 0
         if _hooks.channel is not None:
-            self._notify(sched, source, direction, partner_waits)
+            self._notify(sched, source, direction)
+        lock = _shared.lock
+        if lock is None:
+            next = self._rendezvous(sched, source, direction, value)
+        else:
+            with lock:
+                next = self._rendezvous(sched, source, direction, value)
+        if next is source:
+            return sched.claim(source)
+        if next is None:  # the thread's last tasklet blocked: wait for another thread
+            next = sched.wait_for_work(self, source)
+            return sched.run_task(source, next)
+        return sched.switch(source, next)
 
-        if partner_waits:
+    def _rendezvous(self, sched, source, direction, value):
+        """The bookkeeping of a hand-over (under the channel lock when threads share it).
+
+        Leaves ``source``'s result in its ``_tempval`` and returns whom to
+        switch to: ``source`` itself to go on, another tasklet, or None to
+        wait for another thread.
+        """
+        balance = self._balance
+        if (balance < 0) if direction > 0 else (balance > 0):  # a partner waits
             prefer_partner = self._preference == -direction
             if sched.switch_trap and (prefer_partner or self._schedule_all):
                 sched.check_trap()
@@ -72,29 +92,26 @@ class channel:
             after._prev = self
             target._next = target._prev = target._channel = None
             self._balance = balance + direction
-            if target._sched is not sched:
-                return self._hand_over_to_thread(target, direction, value)
             # exchange: the receiver gets the value, the sender gets None
             if direction > 0:
                 target._tempval = value
-                value = None
+                source._tempval = None
             else:
-                value = target._tempval
+                source._tempval = target._tempval
                 target._tempval = None
+            if target._sched is not sched:
+                target._sched.post(target)  # another thread's: it just becomes runnable there
+                return source
             if self._schedule_all:
                 sched.insert(target)
-                source._tempval = value
                 next = sched.current = source._next
-                return sched.switch(source, next)
+                return next
             if prefer_partner:
                 sched.insert_after_current(target)
-                source._tempval = value
                 sched.current = target
-                return sched.switch(source, target)
+                return target
             sched.insert(target)
-            if value.__class__ is bomb:
-                value.raise_()
-            return value
+            return source
 
         if source._block_trap:
             raise RuntimeError("this tasklet does not like to be blocked.")
@@ -110,9 +127,11 @@ class channel:
         self._balance = balance + direction
         source._channel = self
         source._tempval = value
-        return sched.switch(source, next)
+        return next
 
-    def _notify(self, sched, source, direction, partner_waits):
+    def _notify(self, sched, source, direction):
+        balance = self._balance
+        partner_waits = balance < 0 if direction > 0 else balance > 0
         if sched.in_channel_callback:
             raise RuntimeError("Recursive channel call due to callbacks!")
         sched.in_channel_callback = True
@@ -123,15 +142,13 @@ class channel:
             sched.switch_trap -= 1
             sched.in_channel_callback = False
 
-    def _hand_over_to_thread(self, target, direction, value):
-        # put the partner back at the front: it belongs to another thread's scheduler
-        first = self._next
-        self._next = first._prev = target
-        target._prev = self
-        target._next = first
-        self._balance -= direction
-        target._channel = self
-        raise RuntimeError("cross-thread channel hand-over is not supported yet")
+    def _unblock_safely(self, task):
+        """``_unblock`` under the channel lock; False if ``task`` left meanwhile."""
+        with _threads.channel_lock():
+            if task._channel is not self:
+                return False
+            self._unblock(task)
+            return True
 
     def _unblock(self, task):
         """Take a blocked ``task`` out of the channel (it was killed or thrown at)."""

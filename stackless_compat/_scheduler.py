@@ -12,6 +12,10 @@ tasklet hands it that tasklet's ``_tempval``; if it is a ``bomb``, it
 explodes in the resumed tasklet.  ``Scheduler.switch`` is the only function
 that calls ``greenlet.switch``.
 
+Other threads never touch this ring: they post tasklets to the scheduler's
+``Inbox`` (``_threads``), which ``switch`` drains, and a thread whose last
+runnable tasklet blocks waits there while another thread might wake it.
+
 greenlet never garbage-collects a cycle that runs through a suspended
 greenlet's frames, so the frames we leave suspended hold no reference to a
 tasklet: ``_bootstrap`` finds its tasklet through ``scheduler.current`` and
@@ -23,7 +27,7 @@ import threading
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _callbacks
+from . import _callbacks, _threads
 from ._errors import _GarbageCollected, TaskletExit, bomb
 
 log = logging.getLogger(__name__)
@@ -37,9 +41,8 @@ def current_scheduler():
     try:
         return _local.scheduler
     except AttributeError:
-        from . import _threads
         scheduler = _local.scheduler = Scheduler()
-        _threads.register(scheduler)
+        _threads.register(scheduler, _local)
         if _hooks.schedule is not None:
             _callbacks.notify_schedule(scheduler, None, scheduler.main)
         return scheduler
@@ -52,13 +55,17 @@ class Scheduler:
     a scheduling operation, between choosing the next tasklet and switching.
     """
 
-    __slots__ = ("thread_id", "main", "current", "runcount", "root",
-                 "watchdogs", "switch_trap", "in_callback", "in_channel_callback",
-                 "__weakref__")
+    __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
+                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_trap",
+                 "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
         from ._tasklet import tasklet
         self.thread_id = threading.get_ident()
+        self.thread_alive = True
+        self.inbox = _threads.Inbox()
+        self.threadblock = False  # run(threadblock=True): wait for other threads when idle
+        self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.root = getcurrent()
         self.runcount = 0
         self.current = None
@@ -126,6 +133,12 @@ class Scheduler:
         Returns the value handed to ``prev`` when something switches back to
         it, raising it instead if it is a bomb.
         """
+        if self.inbox.tasklets:
+            self.take_posted()
+        if self.watchdog is not None:
+            next = self.watchdog.on_switch(prev, next)
+            if next is prev:
+                return self.claim(prev)
         if _hooks.schedule is not None:
             _callbacks.notify_schedule(self, prev, next)
         value = next._tempval
@@ -145,8 +158,7 @@ class Scheduler:
     def make_current(self, task):
         """Make ``task`` the head: unblock it from its channel or reinsert it if paused."""
         channel = task._channel
-        if channel is not None:
-            channel._unblock(task)
+        if channel is not None and channel._unblock_safely(task):
             self.insert(task)
         elif task._next is None:
             self.insert(task)
@@ -159,28 +171,42 @@ class Scheduler:
         reinserted if needed and becomes the head; switching to oneself just
         returns one's ``tempval``.
         """
-        if next is prev:
-            self.make_current(prev)
-            value = prev._tempval
-            prev._tempval = None
-            if value.__class__ is bomb:
-                value.raise_()
-            return value
         self.make_current(next)
+        if next is prev:
+            return self.claim(prev)
         return self.switch(prev, next)
 
-    def suspend_current(self, current):
-        """Take the running tasklet out of the ring; return the tasklet to switch to.
+    @staticmethod
+    def claim(task):
+        """Return ``task``'s tempval without switching (raising it if a bomb)."""
+        value = task._tempval
+        task._tempval = None
+        if value.__class__ is bomb:
+            value.raise_()
+        return value
 
-        That is its successor, or if it was the last runnable one, the
-        revived innermost ``run()`` caller (or main); else ``RuntimeError``
-        (deadlock) and nothing changes.
+    def take_posted(self):
+        """Insert the tasklets other threads made runnable (owner thread)."""
+        posted = self.inbox.tasklets
+        for _ in range(len(posted)):  # only what is there now: a bounded batch
+            task = posted.popleft()
+            if task._next is None and task.alive:
+                self.insert(task)
+
+    def suspend_current(self, current):
+        """Take the running tasklet out of the ring; return the tasklet to run next.
+
+        That is its successor; if it was the last runnable one, the revived
+        innermost ``run()`` caller (or main), or None when the thread must
+        wait for other threads (``wait_for_work``).  If nothing could ever
+        wake it: ``RuntimeError`` (deadlock) and nothing changes.
         """
         next = current._next
         if next is current:
-            next = self.wakeup_for_block(current)
+            next = self._idle_target(current)
             self.remove(current)
-            self.make_current(next)
+            if next is not None:
+                self.make_current(next)
             return next
         before = current._prev
         before._next = next
@@ -190,21 +216,54 @@ class Scheduler:
         self.runcount -= 1
         return next
 
+    def _idle_target(self, leaving):
+        """The ring is about to lose its last tasklet, ``leaving``: who runs next?
+
+        Stackless revives the innermost watchdog (or main) if it is paused,
+        unless ``run(threadblock=True)`` asked to wait for other threads;
+        it waits (None) while another thread could still wake this one.
+        """
+        target = self.wakeup_target()
+        revivable = target is not leaving and target._next is None and target._channel is None
+        if revivable and not self.threadblock:
+            return target
+        if _threads.others_can_wake(self):
+            return None
+        if revivable:
+            return target
+        raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked.")
+
+    def wait_for_work(self, channel, source):
+        """Block the thread until another thread makes a tasklet runnable.
+
+        ``source`` is the tasklet that left the ring (blocked on ``channel``,
+        or paused if ``channel`` is None).  Returns the new head; if every
+        other thread ends or waits too, ``source`` is put back and the
+        deadlock ``RuntimeError`` is raised.
+        """
+        inbox = self.inbox
+        while not inbox.wait(0.25):
+            if _threads.others_can_wake(self):
+                continue
+            if channel is not None:
+                with _threads.channel_lock():
+                    if source._channel is not channel:
+                        continue  # handed over meanwhile: it is in the inbox
+                    channel._unblock(source)
+            self.insert(source)
+            raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked"
+                               " and no other thread can wake it.")
+        self.take_posted()
+        return self.current
+
+    def post(self, task):
+        """Make ``task`` (of this scheduler) runnable from another thread."""
+        self.inbox.post(task)
+
     def wakeup_target(self):
         """Who runs when nothing else can: the innermost ``run()`` caller, else main."""
         watchdogs = self.watchdogs
         return watchdogs[-1] if watchdogs else self.main
-
-    def wakeup_for_block(self, prev):
-        """``prev``, the last runnable tasklet, is about to block: whom to switch to.
-
-        Stackless revives the innermost watchdog (or main) if it is paused;
-        otherwise blocking would deadlock the thread.
-        """
-        target = self.wakeup_target()
-        if target is not prev and target._next is None and target._channel is None:
-            return target
-        raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked.")
 
     def end_current(self, error):
         """The running tasklet has finished (``error`` is what escaped it, or None).
@@ -217,14 +276,18 @@ class Scheduler:
         self.remove(task)
         task._greenlet = None
         next = self.current
+        if next is None and error is None:
+            next = self._next_after_last_ended()
         if error is not None or next is None:
-            # errors, and an empty ring, go to the innermost run() caller or main
+            # errors, and a thread with nothing left, go to the innermost run() caller or main
             next = self.wakeup_target()
-            if error is None and next._channel is not None:
+            if error is None:
                 side = "receiving" if next._channel._balance < 0 else "sending"
                 error = RuntimeError("the main tasklet is %s without a %s available."
                                      % (side, "sender" if side == "receiving" else "receiver"))
-            self.make_current(next)
+        self.make_current(next)
+        if self.inbox.tasklets:
+            self.take_posted()
         if _hooks.schedule is not None:
             _callbacks.notify_schedule(self, task, next)
         del task
@@ -237,6 +300,17 @@ class Scheduler:
         if error is not None:
             raise error
         return value
+
+    def _next_after_last_ended(self):
+        """The last runnable tasklet ended: revive the watchdog or main if paused,
+        wait for other threads if they may still wake someone; None if not."""
+        target = self.wakeup_target()
+        paused = target._next is None and target._channel is None
+        if paused and not self.threadblock:
+            return target
+        if _wait_for_posted(self):
+            return self.current
+        return target if paused else None
 
 
 def _bootstrap(value):
@@ -272,6 +346,8 @@ def schedule(retval=_CURRENT):
     Returns ``retval`` (default: the current tasklet) when it is resumed.
     """
     sched = current_scheduler()
+    if sched.inbox.tasklets:
+        sched.take_posted()
     prev = sched.current
     if retval is _CURRENT:
         retval = prev
@@ -302,9 +378,11 @@ def schedule_remove(retval=_CURRENT):
             retval.raise_()
         return retval
     sched.check_trap()
-    next = sched.suspend_current(prev)
     prev._tempval = retval
-    return sched.switch(prev, next)
+    next = sched.suspend_current(prev)
+    if next is None:
+        next = sched.wait_for_work(None, prev)
+    return sched.run_task(prev, next)
 
 
 def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False):
@@ -317,23 +395,43 @@ def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltim
     sched = current_scheduler()
     if timeout:
         from ._watchdog import run_with_timeout
-        return run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltimeout)
-    return run_until_idle(sched)
+        return run_with_timeout(sched, timeout, bool(threadblock), bool(soft),
+                                bool(ignore_nesting), bool(totaltimeout))
+    return run_until_idle(sched, bool(threadblock))
 
 
-def run_until_idle(sched):
-    """The body of ``run()``: pause the caller as a watchdog and switch away."""
+def run_until_idle(sched, threadblock=False):
+    """The body of ``run()``: pause the caller as a watchdog and switch away.
+
+    With ``threadblock``, an idle thread waits for tasklets other threads
+    make runnable instead of returning at once.
+    """
     caller = sched.current
-    if caller._next is caller:
+    if sched.inbox.tasklets:
+        sched.take_posted()
+    if caller._next is caller and not (threadblock and _wait_for_posted(sched)):
         return None
     sched.check_trap()
     sched.watchdogs.append(caller)
+    outer_threadblock, sched.threadblock = sched.threadblock, threadblock
     try:
         sched.remove(caller)
         sched.switch(caller, sched.current)
     finally:
+        sched.threadblock = outer_threadblock
         pop_watchdog(sched, caller)
     return None
+
+
+def _wait_for_posted(sched):
+    """Wait until another thread posts a tasklet; False once no thread could."""
+    inbox = sched.inbox
+    while not inbox.tasklets:
+        if not _threads.others_can_wake(sched):
+            return False
+        inbox.wait(0.25)
+    sched.take_posted()
+    return True
 
 
 def pop_watchdog(sched, caller):

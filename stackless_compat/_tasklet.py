@@ -113,7 +113,11 @@ class tasklet:
         if self._next is None:
             if not self.alive:
                 raise RuntimeError("You cannot run an unbound(dead) tasklet")
-            self._sched.insert(self)
+            sched = self._sched
+            if sched is current_scheduler():
+                sched.insert(self)
+            else:
+                sched.post(self)  # another thread's run queue: its owner inserts it
         return self
 
     def remove(self):
@@ -127,6 +131,7 @@ class tasklet:
         if self is sched.current:
             raise RuntimeError("The current tasklet cannot be removed.")
         if self._next is not None:
+            self._local_scheduler("removed")
             sched.remove(self)
         return self
 
@@ -136,7 +141,10 @@ class tasklet:
         A tasklet already in the run queue is reached by rotating the queue,
         so the tasklets after it run before the caller gets back.
         """
-        sched = self._local_scheduler()
+        sched = self._sched
+        if sched is not current_scheduler():
+            self.insert()  # another thread's tasklet: it runs there, the caller goes on
+            return None
         prev = sched.current
         if self is not prev:
             sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
@@ -144,8 +152,11 @@ class tasklet:
         return sched.run_task(prev, self)
 
     def switch(self):
-        """Like ``run()``, but the caller is paused (removed from the run queue)."""
-        sched = self._local_scheduler()
+        """Like ``run()``, but the caller is paused (removed from the run queue).
+
+        Only within one thread (``RuntimeError`` otherwise).
+        """
+        sched = self._local_scheduler("switched to")
         prev = sched.current
         if self is not prev:
             sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
@@ -153,11 +164,11 @@ class tasklet:
         sched.remove(prev)
         return sched.run_task(prev, self)
 
-    def _local_scheduler(self):
+    def _local_scheduler(self, what):
         sched = self._sched
         if sched is not current_scheduler():
-            raise RuntimeError("tasklet %r belongs to another thread: switching is"
-                               " only possible within one thread" % (self,))
+            raise RuntimeError("tasklet %r belongs to another thread: it can't be %s"
+                               " from here" % (self, what))
         return sched
 
     # -- exceptions ------------------------------------------------------------
@@ -186,26 +197,31 @@ class tasklet:
 
     def _throw(self, b, pending):
         sched = self._sched
-        if self is sched.current and sched is current_scheduler():
+        local = sched is current_scheduler()
+        if local and self is sched.current:
             b.raise_()
         if not self.alive:
             if issubclass(b.type, TaskletExit):
                 return None
             raise RuntimeError("You cannot throw to a dead tasklet")
-        if self._greenlet is None and issubclass(b.type, TaskletExit):
+        if local and self._greenlet is None and issubclass(b.type, TaskletExit):
             # never ran: nothing to unwind, it just dies where it stands
             if self._next is not None:
                 sched.remove(self)
             self._start = None
             return None
-        if pending:
-            if self._channel is not None:
-                self._channel._unblock(self)
+        if pending or not local:
+            # made runnable only; in another thread, its owner runs it there
+            channel = self._channel
+            if channel is not None:
+                channel._unblock_safely(self)
             self._tempval = b
             if self._next is None:
-                sched.insert(self)
+                if local:
+                    sched.insert(self)
+                else:
+                    sched.post(self)
             return None
-        sched = self._local_scheduler()
         prev = sched.current
         sched.check_trap()
         self._tempval = b

@@ -1,28 +1,158 @@
-"""Which threads have a scheduler: ``threads`` and ``get_thread_info``.
+"""Threads: the scheduler registry, each scheduler's inbox, and thread waits.
 
-Every thread gets its own ``Scheduler`` (greenlets cannot switch across
-threads); this module only keeps the registry that other threads may read.
-Defined by ``reference/stackless-docs/threads.rst``.
+Every thread has its own ``Scheduler`` (greenlets cannot switch across
+threads, ``reference/stackless-docs/threads.rst``).  Other threads never
+touch a scheduler's run queue: to make one of its tasklets runnable they
+append it to that scheduler's ``Inbox`` and wake the thread; the owner
+drains the inbox at its next switch.  A thread whose last runnable tasklet
+blocks waits on its inbox instead of declaring a deadlock while some other
+live thread might still wake it (Stackless' ``check_for_deadlock``).
+
+Channel bookkeeping needs a lock only once a second thread uses stackless:
+``shared.lock`` is ``None`` until then, so a single-threaded program never
+pays for it.  When it turns into a lock, the new thread first waits until no
+other thread is in the middle of an unlocked hand-over (see ``_go_shared``).
 """
 
+import os
 import sys
 import threading
+import time
 import weakref
+from collections import deque
 
 __all__ = ["get_thread_info", "thread_ids"]
 
-# thread id -> Scheduler; weak, so a finished thread's scheduler can go away
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# thread id -> Scheduler of a live thread
 _schedulers = weakref.WeakValueDictionary()
+_registry_lock = threading.Lock()
 
 
-def register(scheduler):
+class _Shared:
+    """Process-wide state of the multi-threaded mode."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self):
+        self.lock = None  # the channel lock, once two threads use stackless
+
+
+shared = _Shared()
+
+
+class _NoLock:
+    """Stands in for the channel lock while only one thread uses stackless."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+NO_LOCK = _NoLock()
+
+
+def channel_lock():
+    """The channel lock, or a no-op stand-in while single-threaded."""
+    return shared.lock or NO_LOCK
+
+
+class Inbox:
+    """Tasklets other threads made runnable, for one scheduler; thread-safe."""
+
+    __slots__ = ("tasklets", "cond", "thread_blocked")
+
+    def __init__(self):
+        self.tasklets = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.thread_blocked = False  # the owner thread waits for other threads
+
+    def post(self, task):
+        """Hand ``task`` to the owner thread (any thread)."""
+        with self.cond:
+            self.tasklets.append(task)
+            self.thread_blocked = False  # it is being woken: it can wake others again
+            self.cond.notify()
+
+    def wait(self, timeout):
+        """Wait (owner thread) until something is posted; True if something is there.
+
+        ``thread_blocked`` is true only while the owner sits in the wait, so
+        other threads never take a thread that is being woken for a dead one.
+        """
+        with self.cond:
+            if not self.tasklets:
+                self.thread_blocked = True
+                self.cond.wait(timeout)
+                self.thread_blocked = False
+            return bool(self.tasklets)
+
+
+class _ThreadGuard:
+    """Lives in the thread's locals: when the thread ends, its scheduler is marked dead."""
+
+    __slots__ = ("scheduler", "__weakref__")
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def __del__(self):
+        scheduler = self.scheduler
+        scheduler.thread_alive = False
+        with _registry_lock:
+            if _schedulers.get(scheduler.thread_id) is scheduler:
+                del _schedulers[scheduler.thread_id]
+
+
+def register(scheduler, local):
     """Record a new thread's scheduler (called once, by that thread)."""
-    _schedulers[scheduler.thread_id] = scheduler
+    local.guard = _ThreadGuard(scheduler)
+    with _registry_lock:
+        _schedulers[scheduler.thread_id] = scheduler
+        others = len(_schedulers) > 1
+    if others and shared.lock is None:
+        _go_shared()
+
+
+def _go_shared():
+    """Switch channels to locked hand-overs, safely.
+
+    Another thread may be halfway through an unlocked hand-over right now
+    (the GIL can switch threads between any two bytecodes), so after
+    publishing the lock we wait until no other thread's innermost frame is
+    in this package's code (a thread waiting for work sits in
+    ``threading``, not here).  This runs once per process.
+    """
+    shared.lock = threading.Lock()
+    me = threading.get_ident()
+    for _ in range(10_000):
+        busy = any(frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+                   for tid, frame in sys._current_frames().items() if tid != me)
+        if not busy:
+            return
+        time.sleep(0.0001)
 
 
 def scheduler_of(thread_id):
     """The scheduler of ``thread_id``, or None if that thread never used stackless."""
     return _schedulers.get(thread_id)
+
+
+def others_can_wake(scheduler):
+    """True while some other live thread is not itself waiting in stackless.
+
+    Such a thread might still send to us (Stackless' ``check_for_deadlock``).
+    """
+    me = scheduler.thread_id
+    for tid in sys._current_frames():
+        if tid != me:
+            other = _schedulers.get(tid)
+            if other is None or not other.inbox.thread_blocked:
+                return True
+    return False
 
 
 def thread_ids():
