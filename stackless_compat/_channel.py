@@ -119,7 +119,10 @@ class channel:
             raise ValueError("Send/receive operation on a closed channel")
         if sched.switch_trap:
             sched.check_trap()
+        was_last = source._next is source
         next = sched.suspend_current(source)
+        if was_last and next is not None and value.__class__ is bomb:
+            next._tempval = value  # Stackless hands a revived main the exception being sent
         last = self._prev
         last._next = self._prev = source
         source._prev = last

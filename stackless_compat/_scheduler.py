@@ -56,7 +56,7 @@ class Scheduler:
     """
 
     __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
-                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_trap",
+                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks", "switch_trap",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
@@ -66,6 +66,7 @@ class Scheduler:
         self.inbox = _threads.Inbox()
         self.threadblock = False  # run(threadblock=True): wait for other threads when idle
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
+        self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
         self.root = getcurrent()
         self.runcount = 0
         self.current = None
@@ -135,8 +136,9 @@ class Scheduler:
         """
         if self.inbox.tasklets:
             self.take_posted()
-        if self.watchdog is not None:
-            next = self.watchdog.on_switch(prev, next)
+        if self.switch_hooks:
+            for hook in self.switch_hooks:
+                next = hook(prev, next)
             if next is prev:
                 return self.claim(prev)
         if _hooks.schedule is not None:
@@ -302,15 +304,15 @@ class Scheduler:
         return value
 
     def _next_after_last_ended(self):
-        """The last runnable tasklet ended: revive the watchdog or main if paused,
-        wait for other threads if they may still wake someone; None if not."""
+        """The last runnable tasklet ended: revive the watchdog or main if paused
+        (as Stackless' ``tasklet_end`` does, whatever ``threadblock`` says); if it
+        is blocked, wait while another thread may still wake someone; else None."""
         target = self.wakeup_target()
-        paused = target._next is None and target._channel is None
-        if paused and not self.threadblock:
+        if target._next is None and target._channel is None:
             return target
         if _wait_for_posted(self):
             return self.current
-        return target if paused else None
+        return None
 
 
 def _bootstrap(value):
@@ -379,7 +381,10 @@ def schedule_remove(retval=_CURRENT):
         return retval
     sched.check_trap()
     prev._tempval = retval
+    was_last = prev._next is prev
     next = sched.suspend_current(prev)
+    if was_last and next is not None and retval.__class__ is bomb:
+        next._tempval = retval  # as Stackless' revive: the pending exception goes to main
     if next is None:
         next = sched.wait_for_work(None, prev)
     return sched.run_task(prev, next)

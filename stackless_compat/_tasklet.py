@@ -9,6 +9,7 @@ current) -> dead.
 
 import sys
 
+from . import _tracing
 from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
 from ._scheduler import current_scheduler
 
@@ -31,8 +32,8 @@ class tasklet:
     """
 
     __slots__ = ("_sched", "_next", "_prev", "_greenlet", "_start", "_tempval",
-                 "_channel", "_atomic", "_ignore_nesting", "_block_trap",
-                 "__weakref__")
+                 "_channel", "_atomic", "_ignore_nesting", "_block_trap", "_trace",
+                 "_profile", "__weakref__")
 
     def __new__(cls, *args, **kwargs):
         return cls._new_in(current_scheduler())
@@ -47,6 +48,7 @@ class tasklet:
         self._tempval = None    # the bound function before setup, then values in transit
         self._channel = None    # the channel it is blocked on
         self._atomic = self._ignore_nesting = self._block_trap = False
+        self._trace = self._profile = None  # used once per-tasklet tracing starts (_tracing)
         return self
 
     def __init__(self, func=None, args=None, kwargs=None):
@@ -187,9 +189,10 @@ class tasklet:
         return self._throw(make_bomb(exc_class, args, "tasklet.raise_exception"), False)
 
     def kill(self, pending=False):
-        """End the tasklet by raising ``TaskletExit`` in it.
+        """End the tasklet by raising ``TaskletExit`` in it: ``throw(TaskletExit)``.
 
-        A dead tasklet is left alone; one that never ran just dies.
+        A dead tasklet is left alone; one that never ran dies as soon as it
+        is switched to, before its function starts.
         """
         if not self.alive:
             return None
@@ -204,12 +207,6 @@ class tasklet:
             if issubclass(b.type, TaskletExit):
                 return None
             raise RuntimeError("You cannot throw to a dead tasklet")
-        if local and self._greenlet is None and issubclass(b.type, TaskletExit):
-            # never ran: nothing to unwind, it just dies where it stands
-            if self._next is not None:
-                sched.remove(self)
-            self._start = None
-            return None
         if pending or not local:
             # made runnable only; in another thread, its owner runs it there
             channel = self._channel
@@ -378,6 +375,24 @@ class tasklet:
     def nesting_level(self):
         """Always 0: greenlet switches any stack, so no C nesting blocks a switch."""
         return 0
+
+    @property
+    def trace_function(self):
+        """The tasklet's own ``sys.settrace`` function (see ``_tracing``)."""
+        return _tracing.get_function(self, "trace")
+
+    @trace_function.setter
+    def trace_function(self, function):
+        _tracing.set_function(self, "trace", function)
+
+    @property
+    def profile_function(self):
+        """The tasklet's own ``sys.setprofile`` function (see ``_tracing``)."""
+        return _tracing.get_function(self, "profile")
+
+    @profile_function.setter
+    def profile_function(self, function):
+        _tracing.set_function(self, "profile", function)
 
     def __reduce__(self):
         raise TypeError(

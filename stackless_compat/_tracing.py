@@ -1,0 +1,66 @@
+"""Per-tasklet trace and profile functions (``tasklet.trace_function``).
+
+In Stackless, ``sys.settrace`` covers only the current tasklet
+(``reference/stackless-docs/debugging.rst``).  Swapping the thread's trace
+and profile functions on every switch would cost every program, so it
+starts only once some tasklet's ``trace_function`` or ``profile_function``
+is set: from then on this thread's switches save the outgoing tasklet's
+functions and install the incoming one's.  A plain ``sys.settrace`` call
+before that acts on the whole thread, as in CPython.
+"""
+
+import os
+import sys
+
+__all__ = ["get_function", "set_function"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_GETTERS = {"trace": sys.gettrace, "profile": sys.getprofile}
+_SETTERS = {"trace": sys.settrace, "profile": sys.setprofile}
+
+
+def _is_running(task):
+    from ._scheduler import current_scheduler
+    return task._sched is current_scheduler() and task is task._sched.current
+
+
+def get_function(task, kind):
+    """The trace or profile function (``kind``) of ``task``."""
+    if _is_running(task):
+        return _GETTERS[kind]()
+    return getattr(task, "_" + kind)
+
+
+def set_function(task, kind, function):
+    """Set ``task``'s trace or profile function, starting per-tasklet swapping."""
+    if function is not None and not callable(function):
+        raise TypeError("%s_function must be callable or None" % kind)
+    setattr(task, "_" + kind, function)
+    sched = task._sched
+    if _swap not in sched.switch_hooks:
+        sched.switch_hooks = sched.switch_hooks + (_swap,)
+    if _is_running(task):
+        _SETTERS[kind](function)
+    elif kind == "trace" and function is not None:
+        _trace_frames(task, function)
+
+
+def _trace_frames(task, function):
+    # frames that started before tracing began need their local trace set too
+    frame = task._greenlet.gr_frame if task._greenlet is not None else None
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frame.f_trace = function
+        frame = frame.f_back
+
+
+def _swap(prev, next):
+    """Switch hook: keep each tasklet's trace/profile functions its own."""
+    if prev is not None:
+        prev._trace = sys.gettrace()
+        prev._profile = sys.getprofile()
+    sys.settrace(next._trace)
+    sys.setprofile(next._profile)
+    if next._trace is not None:
+        _trace_frames(next, next._trace)
+    return next
