@@ -5,7 +5,11 @@ several times, interleaved, and reports medians and ratios to a baseline
 measured in the same run.
 """
 
+import io
+import os
+import re
 import statistics
+import sys
 import time
 
 
@@ -32,3 +36,49 @@ def print_table(title, results, baseline, unit="ns", scale=1e9):
     print("  %-34s %12s %8s" % ("contender", "median " + unit, "ratio"))
     for name, value in results.items():
         print("  %-34s %12.1f %7.2fx" % (name, value * scale, value / base))
+
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes():
+    """Resident set size of this process now, from /proc/self/statm (Linux)."""
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * PAGE_SIZE
+
+
+def waitress_environ(query=""):
+    """A GET / environ shaped like waitress' (same keys, browser-like headers)."""
+    return {
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "50412",
+        "REQUEST_METHOD": "GET", "SERVER_PORT": "8080", "SERVER_NAME": "localhost",
+        "SERVER_SOFTWARE": "waitress", "SERVER_PROTOCOL": "HTTP/1.1", "SCRIPT_NAME": "",
+        "PATH_INFO": "/", "REQUEST_URI": "/?" + query if query else "/",
+        "QUERY_STRING": query, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+        "wsgi.run_once": False, "wsgi.input": io.BytesIO(b""), "wsgi.input_terminated": True,
+        "HTTP_HOST": "localhost:8080", "CONTENT_LENGTH": "0",
+        "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "HTTP_ACCEPT": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "HTTP_ACCEPT_LANGUAGE": "en-GB,en;q=0.5", "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+        "HTTP_CONNECTION": "keep-alive", "HTTP_REFERER": "http://localhost:8080/",
+    }
+
+
+def wsgi_get(app, query=""):
+    """GET /?query through a WSGI callable, as a server thread would: (status, body text)."""
+    reply = []
+    body = b"".join(app(waitress_environ(query),
+                        lambda status, headers, exc_info=None: reply.append(status)))
+    return reply[0], body.decode("utf-8")
+
+
+_CONTINUATION_ID = re.compile(r'name="__wc" value="([^"]+)"')
+
+
+def continuation_id(page):
+    """The ``__wc`` value of the form in ``page``, or None (a won game has none)."""
+    found = _CONTINUATION_ID.search(page)
+    return found.group(1) if found else None

@@ -56,7 +56,8 @@ class Scheduler:
     """
 
     __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
-                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks", "switch_trap",
+                 "launcher", "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks",
+                 "switch_trap",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
@@ -68,6 +69,12 @@ class Scheduler:
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
         self.root = getcurrent()
+        # New greenlets start on the stack of whoever first switches to them.
+        # Started from deep inside other tasklets, their C stacks and recursion
+        # depths would pile up (a segfault after ~13k chained starts), so every
+        # tasklet is started by this launcher, parked once at this shallow depth.
+        self.launcher = greenlet(_launch, self.root)
+        self.launcher.switch(self.root)
         self.runcount = 0
         self.current = None
         self.watchdogs = []  # tasklets inside run(), innermost last
@@ -146,8 +153,10 @@ class Scheduler:
         value = next._tempval
         next._tempval = None
         target = next._greenlet
-        if target is None:
-            target = next._greenlet = greenlet(_bootstrap, self.root)
+        if target is None:  # a first run: the launcher starts it
+            value = (greenlet(_bootstrap, self.root), value)
+            target = next._greenlet = value[0]
+            target = self.launcher
         del prev, next
         try:
             value = target.switch(value)
@@ -290,15 +299,19 @@ class Scheduler:
         self.make_current(next)
         if self.inbox.tasklets:
             self.take_posted()
+        for hook in self.switch_hooks:
+            next = hook(task, next)
         if _hooks.schedule is not None:
             _callbacks.notify_schedule(self, task, next)
         del task
-        target = next._greenlet
-        if target is None:
-            target = next._greenlet = greenlet(_bootstrap, self.root)
-        getcurrent().parent = target
         value = next._tempval
         next._tempval = None
+        target = next._greenlet
+        if target is None:  # a first run: the launcher starts it
+            value = (greenlet(_bootstrap, self.root), value)
+            next._greenlet = value[0]
+            target = self.launcher
+        getcurrent().parent = target
         if error is not None:
             raise error
         return value
@@ -313,6 +326,17 @@ class Scheduler:
         if _wait_for_posted(self):
             return self.current
         return None
+
+
+def _launch(root):
+    """The launcher greenlet: starts each new tasklet greenlet from here.
+
+    It is resumed with ``(greenlet, value)`` and switches to that greenlet,
+    which thus begins on this greenlet's shallow stack.
+    """
+    request = root.switch()
+    while True:
+        request = request[0].switch(request[1])
 
 
 def _bootstrap(value):

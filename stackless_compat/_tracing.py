@@ -6,7 +6,8 @@ and profile functions on every switch would cost every program, so it
 starts only once some tasklet's ``trace_function`` or ``profile_function``
 is set: from then on this thread's switches save the outgoing tasklet's
 functions and install the incoming one's.  A plain ``sys.settrace`` call
-before that acts on the whole thread, as in CPython.
+before that acts on the whole thread, as in CPython.  During a timed
+``run()`` the watchdog owns ``sys.settrace`` (``_watchdog``).
 """
 
 import os
@@ -55,12 +56,16 @@ def _trace_frames(task, function):
 
 
 def _swap(prev, next):
-    """Switch hook: keep each tasklet's trace/profile functions its own."""
-    if prev is not None:
-        prev._trace = sys.gettrace()
-        prev._profile = sys.getprofile()
-    sys.settrace(next._trace)
+    """Switch hook: keep each tasklet's trace/profile functions its own.
+
+    While a timed ``run()`` is in progress its watchdog owns ``sys.settrace``,
+    so only profile functions are swapped then.
+    """
+    prev._profile = sys.getprofile()
     sys.setprofile(next._profile)
-    if next._trace is not None:
-        _trace_frames(next, next._trace)
+    if next._sched.watchdog is None:
+        prev._trace = sys.gettrace()
+        sys.settrace(next._trace)
+        if next._trace is not None:
+            _trace_frames(next, next._trace)
     return next

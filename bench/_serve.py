@@ -1,0 +1,49 @@
+"""Serve one benchmark app on a free loopback port; print its URL on stdout.
+
+    python bench/_serve.py hello|game|seed [--threads N]
+
+``hello``: a hello-world WSGI app under plain waitress.  ``game``:
+``webcont.demos.demo_app()`` (guess-the-number at ``/``) under
+``webcont.serve``.  ``seed``: the seed program, ``tests/seed_app.py``,
+under ``webcont.serve``.  Stop it with SIGTERM.
+"""
+
+import argparse
+import os
+import sys
+
+# the project root instead of bench/, whose http.py would shadow the http package
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def hello(environ, start_response):
+    body = b"Hello, world!"
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("app", choices=["hello", "game", "seed"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    ready = lambda url: print(url, flush=True)  # noqa: E731
+    if args.app == "hello":
+        from waitress.server import create_server
+        server = create_server(hello, host="127.0.0.1", port=0, threads=args.threads)
+        ready("http://127.0.0.1:%s/" % server.effective_port)
+        server.run()
+        return
+    import webcont
+    if args.app == "game":
+        from webcont.demos import demo_app
+        app = demo_app()
+    else:
+        from tests.seed_app import SessionlessApp
+        app = SessionlessApp()
+    webcont.serve(app, host="127.0.0.1", port=0, threads=args.threads, ready=ready)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""tasklet.trace_function / profile_function (debugging.rst): per tasklet, as in Stackless."""
+
+import sys
+
+import stackless_compat as stackless
+
+
+def test_the_current_tasklets_trace_function_is_sys_gettrace():
+    def tracer(frame, event, arg):
+        return None
+    main = stackless.getmain()
+    main.trace_function = tracer
+    try:
+        assert sys.gettrace() is tracer
+        assert main.trace_function is tracer
+    finally:
+        main.trace_function = None
+    assert sys.gettrace() is None
+
+
+def _suspended(work, gate):
+    """A tasklet that waits on ``gate`` and then calls ``work``."""
+    def body():
+        gate.receive()
+        work()
+    task = stackless.tasklet(body)()
+    stackless.run()
+    assert task.blocked
+    return task
+
+
+def test_a_trace_function_set_on_one_tasklet_traces_only_that_tasklet():
+    seen = []
+
+    def tracer(frame, event, arg):
+        if event == "call":
+            seen.append(frame.f_code.co_name)
+        return None
+
+    def traced_work():
+        pass
+
+    def untraced_work():
+        pass
+
+    gate = stackless.channel()
+    gate.preference = 1  # main's sends do not switch: both wake up in run()
+    traced = _suspended(traced_work, gate)
+    _suspended(untraced_work, gate)
+    traced.trace_function = tracer
+    assert traced.trace_function is tracer
+    assert sys.gettrace() is None
+    gate.send(None)
+    gate.send(None)
+    stackless.run()
+    assert "traced_work" in seen
+    assert "untraced_work" not in seen
+    assert sys.gettrace() is None  # main's own trace function is untouched
+
+
+def test_profile_functions_are_kept_per_tasklet_too():
+    calls = []
+
+    def profiler(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    def leaf():
+        pass
+
+    gate = stackless.channel()
+    task = _suspended(leaf, gate)
+    task.profile_function = profiler
+    assert task.profile_function is profiler
+    gate.send(None)
+    assert "leaf" in calls
+    assert sys.getprofile() is None
