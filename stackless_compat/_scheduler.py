@@ -56,8 +56,7 @@ class Scheduler:
     """
 
     __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
-                 "launcher", "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks",
-                 "switch_trap",
+                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks", "switch_trap",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
@@ -69,12 +68,6 @@ class Scheduler:
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
         self.root = getcurrent()
-        # New greenlets start on the stack of whoever first switches to them.
-        # Started from deep inside other tasklets, their C stacks and recursion
-        # depths would pile up (a segfault after ~13k chained starts), so every
-        # tasklet is started by this launcher, parked once at this shallow depth.
-        self.launcher = greenlet(_launch, self.root)
-        self.launcher.switch(self.root)
         self.runcount = 0
         self.current = None
         self.watchdogs = []  # tasklets inside run(), innermost last
@@ -153,13 +146,16 @@ class Scheduler:
         value = next._tempval
         next._tempval = None
         target = next._greenlet
-        if target is None:  # a first run: the launcher starts it
-            value = (greenlet(_bootstrap, self.root), value)
-            target = next._greenlet = value[0]
-            target = self.launcher
+        if target is None:  # a first run
+            target = next._greenlet = greenlet(_bootstrap, self.root)
+            if getcurrent() is not self.root:
+                value = _Start(target, value)
+                target = self.root  # the root greenlet starts it (see _Start)
         del prev, next
         try:
             value = target.switch(value)
+            while value.__class__ is _Start:  # only the root greenlet receives these
+                value = value.greenlet.switch(value.value)
         except GreenletExit:
             raise _GarbageCollected from None
         if value.__class__ is bomb:
@@ -307,10 +303,10 @@ class Scheduler:
         value = next._tempval
         next._tempval = None
         target = next._greenlet
-        if target is None:  # a first run: the launcher starts it
-            value = (greenlet(_bootstrap, self.root), value)
-            next._greenlet = value[0]
-            target = self.launcher
+        if target is None:  # a first run: the root greenlet starts it (see _Start)
+            value = _Start(greenlet(_bootstrap, self.root), value)
+            next._greenlet = value.greenlet
+            target = self.root
         getcurrent().parent = target
         if error is not None:
             raise error
@@ -328,15 +324,23 @@ class Scheduler:
         return None
 
 
-def _launch(root):
-    """The launcher greenlet: starts each new tasklet greenlet from here.
+class _Start:
+    """A request to the root greenlet: start ``greenlet`` with ``value``.
 
-    It is resumed with ``(greenlet, value)`` and switches to that greenlet,
-    which thus begins on this greenlet's shallow stack.
+    A new greenlet begins on the stack of whoever first switches to it.
+    Started from inside other tasklets (or from one that is ending), C stacks
+    and recursion depths pile up (a segfault after ~13k chained starts, a
+    RecursionError after ~200 blocked tasklets), so non-root tasklets ask the
+    root greenlet, always suspended inside ``Scheduler.switch``, to start it
+    from there.  The root's stack stays one contiguous chain of real frames,
+    which the thread's exit at interpreter shutdown needs to unwind.
     """
-    request = root.switch()
-    while True:
-        request = request[0].switch(request[1])
+
+    __slots__ = ("greenlet", "value")
+
+    def __init__(self, greenlet, value):
+        self.greenlet = greenlet
+        self.value = value
 
 
 def _bootstrap(value):

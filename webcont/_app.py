@@ -18,9 +18,10 @@ from urllib.parse import parse_qs
 
 import stackless_compat as stackless
 
-from ._continuations import ContinuationStore, Tombstone, mint_id
+from ._continuations import ContinuationStore, Tombstone, mint_id, parameters_digest
 from ._hub import current_hub
-from ._pages import CONTENT_TYPE, error_page, page
+from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
+from ._ratelog import ThrottledLog, log_refused
 from ._settings import APP_OPTIONS, validate
 
 log = logging.getLogger(__name__)
@@ -100,19 +101,31 @@ class SessionlessRequest:
         """Answer the current request with ``data`` and wait for the next one.
 
         Returns when a request naming ``continuation_id`` arrives, with
-        ``parameters`` updated.  Raises ``TimeoutException`` if none comes
-        within the app's ``continuation_timeout``.
+        ``parameters`` and ``environ`` of that request.  Raises
+        ``TimeoutException`` if none comes within the app's
+        ``continuation_timeout``.  While suspended the request holds nothing of
+        the request just answered (``parameters`` is empty, ``environ`` None).
         """
         if self._channel is None:
             raise RuntimeError("continue_() called with no request waiting for a page")
         # register before answering: the next request can never miss it
         waiting = self._app.register_continuation(self._continuation_id)
         self._answer(data)
+        # Drop the answered request: with up to max_continuations suspended
+        # controllers, each keeping its last request's body, parsed fields and
+        # headers, a flood of big requests would pin hundreds of megabytes.
+        self.parameters, self.environ = {}, None
         self.parameters, self._channel, self.environ = waiting.receive()
         self._continuation_id = mint_id()
 
     def _answer(self, data):
         channel, self._channel = self._channel, None
+        if channel.closing:
+            # Nobody waits for this page any more: the request was abandoned
+            # (see _await_page).  Sending would block this controller forever.
+            log.warning("controller %s answered a request that was abandoned; page dropped",
+                        _name(self._controller))
+            return
         channel.send(data)
 
     def __call__(self):
@@ -124,8 +137,7 @@ class SessionlessRequest:
         except TimeoutException:
             log.debug("controller %r timed out", self._controller)
         except Exception:
-            log.exception("controller %r raised", getattr(self._controller, "__name__",
-                                                          self._controller))
+            log.exception("controller %s raised", _name(self._controller))
             if self._channel is not None:
                 self._answer(_Failure())
         finally:
@@ -133,8 +145,32 @@ class SessionlessRequest:
                 self._answer(_Failure())
 
 
+def _name(controller):
+    return getattr(controller, "__name__", None) or repr(controller)
+
+
 class _Failure:
     """Sent instead of a page when the controller failed."""
+
+
+def _await_page(reply, controller):
+    """Wait on ``reply`` for the page of ``controller`` (a tasklet, or None).
+
+    If this request tasklet is killed meanwhile (its request was abandoned:
+    no answer within ``request_timeout``, or the server is stopping), the
+    controller is killed too, so its ``finally:`` runs now instead of it
+    hanging on to a game that nobody can ever reach again.
+    """
+    try:
+        return reply.receive()
+    except stackless.TaskletExit:
+        reply.close()  # tells the controller's _answer() that nobody will read its page
+        if controller is not None and controller.alive and controller is not stackless.getcurrent():
+            try:
+                controller.kill()
+            except Exception:
+                log.exception("killing the controller of an abandoned request")
+        raise
 
 
 class SessionlessApp:
@@ -146,14 +182,21 @@ class SessionlessApp:
 
     Options (see ``_settings.APP_OPTIONS``): ``continuation_timeout``
     (seconds, 300), ``max_continuations`` (10000, the oldest is expired
-    first), ``max_query_bytes`` (8192), ``max_fields`` (100).  Subclasses
-    may also set them as class attributes, as the seed did.
+    first), ``max_query_bytes`` (8192), ``max_fields`` (100),
+    ``tombstone_timeout`` (600 s: how long used and expired ids are
+    remembered), ``max_replay_bytes`` (16 MiB of answered pages kept for
+    double submissions).  Subclasses may also set them as class attributes,
+    as the seed did, and may change ``response_headers`` (added to every
+    page; ``docs/security.md`` says why each is there).
     """
 
     continuation_timeout = APP_OPTIONS["continuation_timeout"][1]
     max_continuations = APP_OPTIONS["max_continuations"][1]
     max_query_bytes = APP_OPTIONS["max_query_bytes"][1]
     max_fields = APP_OPTIONS["max_fields"][1]
+    tombstone_timeout = APP_OPTIONS["tombstone_timeout"][1]
+    max_replay_bytes = APP_OPTIONS["max_replay_bytes"][1]
+    response_headers = SECURITY_HEADERS
 
     def __init__(self, routes=None, **options):
         defaults = {name: getattr(self, name) for name in APP_OPTIONS}
@@ -163,8 +206,12 @@ class SessionlessApp:
         self.routes = {}
         for path, controller in (routes or {}).items():
             self.route(path, controller)
-        self._store = ContinuationStore(self.max_continuations)
+        self._store = ContinuationStore(self.max_continuations,
+                                        tombstone_ttl=self.tombstone_timeout,
+                                        max_replay_bytes=self.max_replay_bytes)
         self._expiry_at = None  # when the hub timer for the next expiry is due
+        self._log_eviction = ThrottledLog(log, logging.WARNING,
+                                          "continuation(s) evicted: more than %d live")
 
     def route(self, path, controller=None):
         """Serve ``controller`` at ``path``; without ``controller``, a decorator."""
@@ -189,8 +236,8 @@ class SessionlessApp:
         channel = stackless.channel()
         evicted = self._store.add(id, channel, self.continuation_timeout)
         if evicted:
-            log.warning("%d continuation(s) evicted: more than %d live",
-                        len(evicted), self._store.max_live)
+            # one per new game during a flood: throttled, or it floods the log too
+            self._log_eviction(self._store.max_live)
             self._hub().call_soon(lambda: self._expire(evicted))
         self._schedule_expiry()
         return channel
@@ -203,15 +250,18 @@ class SessionlessApp:
         return hub
 
     def _schedule_expiry(self):
-        due = self._store.next_deadline()
+        due = self._store.next_due()
         if due is not None and (self._expiry_at is None or due < self._expiry_at):
             self._expiry_at = due
             self._hub().call_at(due, self._expiry_timer)
 
     def _expiry_timer(self):
         self._expiry_at = None
-        self._expire(self._store.expire_due())
-        self._schedule_expiry()
+        try:
+            self._expire(self._store.expire_due())
+            self._store.forget_due()
+        finally:
+            self._schedule_expiry()  # even after a failure: expiry must not stop for good
 
     def _expire(self, continuations):
         for continuation in continuations:
@@ -228,6 +278,7 @@ class SessionlessApp:
         self._hub()
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "POST"):
+            log_refused(log, environ, "405", "method")
             return self._respond(start_response, "405 Method Not Allowed",
                                  error_page("405 Method Not Allowed",
                                             "Only GET and POST are supported."),
@@ -236,19 +287,23 @@ class SessionlessApp:
             parameters = parse_parameters(environ, self.max_query_bytes, self.max_fields)
         except BadRequest as bad:
             status, message = bad.args
+            log_refused(log, environ, status[:3], message)
             return self._respond(start_response, status, error_page(status, message))
         if CONTINUATION_PARAMETER in parameters:
             return self._resume(parameters, environ, start_response)
         controller = self.routes.get(environ.get("PATH_INFO", "/") or "/")
         if controller is None:
+            log_refused(log, environ, "404", "no route")
             return self._respond(start_response, "404 Not Found",
                                  error_page("404 Not Found", "There is nothing at this address."))
         channel = stackless.channel()
         request = SessionlessRequest(self, channel, controller, parameters, environ)
-        stackless.tasklet(request)()
-        return self._page(channel.receive(), start_response)
+        task = stackless.tasklet(request)()
+        return self._page(_await_page(channel, task), start_response)
 
     def _resume(self, parameters, environ, start_response):
+        # The id alone is the capability: whoever presents it makes the next
+        # move, whatever the path (docs/security.md).
         id = parameters[CONTINUATION_PARAMETER][0]
         store = self._store
         continuation = store.take(id)
@@ -256,21 +311,28 @@ class SessionlessApp:
             store.remember(id, Tombstone("expired"))  # its controller is gone
             continuation = None
         if continuation is None:
-            return self._dead_continuation(id, parameters, start_response)
+            return self._dead_continuation(id, parameters, environ, start_response)
+        controller = continuation.channel.queue  # the tasklet waiting there
         channel = stackless.channel()
         continuation.channel.send((parameters, channel, environ))
-        reply = channel.receive()
+        try:
+            reply = _await_page(channel, controller)
+        except stackless.TaskletExit:  # abandoned: the controller is gone
+            store.remember(id, Tombstone("failed"))
+            raise
         status, headers, body = self._render(reply)
         if status.startswith("200"):
-            store.remember(id, Tombstone("used", parameters, (status, headers, body)))
+            store.remember(id, Tombstone("used", parameters_digest(parameters),
+                                         (status, headers, body)))
         else:
             store.remember(id, Tombstone("failed"))
         start_response(status, headers)
         return [body]
 
-    def _dead_continuation(self, id, parameters, start_response):
+    def _dead_continuation(self, id, parameters, environ, start_response):
         tombstone = self._store.tombstone(id)
         if tombstone is None:
+            log_refused(log, environ, "404", "unknown continuation %r..." % id[:6])
             status, message = "404 Not Found", (
                 "This page refers to a conversation the server does not know"
                 " (it may have been restarted, or the address is wrong).")
@@ -278,7 +340,8 @@ class SessionlessApp:
             status, message = "410 Gone", (
                 "This conversation expired after %d seconds without an answer."
                 % self.continuation_timeout)
-        elif tombstone.state == "used" and tombstone.parameters == parameters:
+        elif (tombstone.state == "used" and tombstone.response is not None
+              and tombstone.digest == parameters_digest(parameters)):
             status, headers, body = tombstone.response  # the same form again: the same page
             start_response(status, headers)
             return [body]
@@ -288,6 +351,9 @@ class SessionlessApp:
             status, message = "409 Conflict", (
                 "This form was already submitted; going back and submitting it"
                 " again does not change what happened.")
+        if tombstone is not None:
+            log_refused(log, environ, status[:3],
+                        "continuation %r... is %s" % (id[:6], tombstone.state))
         return self._respond(start_response, status, error_page(status, message))
 
     def _page(self, reply, start_response):
@@ -307,12 +373,11 @@ class SessionlessApp:
             document = page("" if reply is None else str(reply))
         body = document.encode("utf-8")
         return status, [("Content-Type", CONTENT_TYPE),
-                        ("Content-Length", str(len(body))),
-                        ("Cache-Control", "no-store")], body
+                        ("Content-Length", str(len(body)))] + list(self.response_headers), body
 
-    @staticmethod
-    def _respond(start_response, status, document, extra_headers=()):
+    def _respond(self, start_response, status, document, extra_headers=()):
         body = document.encode("utf-8")
         start_response(status, [("Content-Type", CONTENT_TYPE),
-                                ("Content-Length", str(len(body)))] + list(extra_headers))
+                                ("Content-Length", str(len(body)))]
+                       + list(self.response_headers) + list(extra_headers))
         return [body]

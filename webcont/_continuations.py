@@ -12,15 +12,22 @@ into an expired controller is the app's job.
 * ``_live`` is ordered by creation, so the cap evicts the oldest in O(1).
 * A bounded LRU of tombstones remembers recently used or expired ids, so a
   double submission or a late click gets a precise answer instead of 404.
+  Tombstones are bounded three ways, because a client chooses how many ids
+  it burns and how big its requests are: by count (``max_tombstones``), by
+  age (``tombstone_ttl``: forgotten after it, so memory goes back down once
+  the games are over) and by the bytes of the pages they keep for replay
+  (``max_replay_bytes``).  They keep a digest of the parameters, never the
+  parameters themselves (up to a whole request body each).
 """
 
+import hashlib
 import heapq
 import itertools
 import secrets
 import time
 from collections import OrderedDict
 
-__all__ = ["Continuation", "ContinuationStore", "Tombstone", "mint_id"]
+__all__ = ["Continuation", "ContinuationStore", "Tombstone", "mint_id", "parameters_digest"]
 
 ID_BYTES = 16  # 128 bits
 
@@ -28,6 +35,12 @@ ID_BYTES = 16  # 128 bits
 def mint_id():
     """A fresh, unguessable continuation id (22 URL-safe characters)."""
     return secrets.token_urlsafe(ID_BYTES)
+
+
+def parameters_digest(parameters):
+    """A short digest of ``{name: [values]}``: equal parameters, equal digest."""
+    text = repr(sorted(parameters.items()))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class Continuation:
@@ -44,31 +57,42 @@ class Continuation:
 class Tombstone:
     """What became of a continuation id that is no longer live.
 
-    ``state`` is ``"running"`` (its request is being answered), ``"used"``
-    or ``"expired"``; a used one remembers the parameters it was resumed
-    with and the page it produced, so an identical resubmission gets the
-    identical page again.
+    ``state`` is ``"running"`` (its request is being answered), ``"used"``,
+    ``"failed"`` or ``"expired"``; a used one remembers the digest of the
+    parameters it was resumed with (``parameters_digest``) and the page it
+    produced, ``(status, headers, body)``, so an identical resubmission gets
+    the identical page again.  ``forget_at`` is set by the store.
     """
 
-    __slots__ = ("state", "parameters", "response")
+    __slots__ = ("state", "digest", "response", "forget_at")
 
-    def __init__(self, state, parameters=None, response=None):
+    def __init__(self, state, digest=None, response=None):
         self.state = state
-        self.parameters = parameters
+        self.digest = digest
         self.response = response
+        self.forget_at = None
+
+    @property
+    def size(self):
+        """Bytes of the page kept for replay (0 when none is kept)."""
+        return len(self.response[2]) if self.response is not None else 0
 
 
 class ContinuationStore:
     """Live continuations of one app.  Used only on the hub thread."""
 
-    def __init__(self, max_live, max_tombstones=None, clock=time.monotonic):
+    def __init__(self, max_live, max_tombstones=None, clock=time.monotonic,
+                 tombstone_ttl=3600.0, max_replay_bytes=16 << 20):
         self.max_live = max_live
         self.max_tombstones = max_tombstones or max_live
+        self.tombstone_ttl = tombstone_ttl
+        self.max_replay_bytes = max_replay_bytes
         self.clock = clock
         self._live = OrderedDict()   # id -> Continuation, oldest first
         self._deadlines = []         # heap of (deadline, seq, id); may hold stale entries
         self._seq = itertools.count()
-        self._tombstones = OrderedDict()
+        self._tombstones = OrderedDict()  # id -> Tombstone, by forget_at (the TTL is fixed)
+        self._replay_bytes = 0       # sum of the tombstones' sizes
 
     def __len__(self):
         return len(self._live)
@@ -108,19 +132,55 @@ class ContinuationStore:
 
     def tombstone(self, id):
         """The tombstone of an id that is not live (or None if never seen / forgotten)."""
-        return self._tombstones.get(id)
+        tombstone = self._tombstones.get(id)
+        if tombstone is not None and tombstone.forget_at <= self.clock():
+            return None  # past its TTL: forget_due() drops it soon
+        return tombstone
 
     def remember(self, id, tombstone):
-        """Record what became of ``id``, forgetting the oldest tombstone past the bound."""
+        """Record what became of ``id``, forgetting the oldest tombstones past the bounds."""
         tombstones = self._tombstones
+        previous = tombstones.pop(id, None)
+        if previous is not None:
+            self._replay_bytes -= previous.size
+        if tombstone.size > self.max_replay_bytes:
+            tombstone.response = None  # too big to keep: a resubmission then gets 409
+        tombstone.forget_at = self.clock() + self.tombstone_ttl
         tombstones[id] = tombstone
-        tombstones.move_to_end(id)
-        while len(tombstones) > self.max_tombstones:
-            tombstones.popitem(last=False)
+        self._replay_bytes += tombstone.size
+        while len(tombstones) > self.max_tombstones or self._replay_bytes > self.max_replay_bytes:
+            self._forget_oldest()
+
+    def forget_due(self, now=None):
+        """Drop the tombstones past their TTL (oldest first: O(1) per tombstone)."""
+        now = self.clock() if now is None else now
+        tombstones = self._tombstones
+        while tombstones and next(iter(tombstones.values())).forget_at <= now:
+            self._forget_oldest()
+
+    def _forget_oldest(self):
+        _, oldest = self._tombstones.popitem(last=False)
+        self._replay_bytes -= oldest.size
 
     def next_deadline(self):
         """The earliest deadline still pending (possibly of a stale entry), or None."""
         return self._deadlines[0][0] if self._deadlines else None
+
+    def next_due(self):
+        """When ``expire_due``/``forget_due`` next have work, or None.
+
+        Forgetting tombstones is batched by the second (or by their TTL if
+        shorter): under steady traffic their TTLs end every few microseconds,
+        and one timer per tombstone would cost more than the memory it frees
+        sooner.
+        """
+        deadline = self._deadlines[0][0] if self._deadlines else None
+        if self._tombstones:
+            forget = (next(iter(self._tombstones.values())).forget_at
+                      + min(1.0, self.tombstone_ttl))
+            if deadline is None or forget < deadline:
+                return forget
+        return deadline
 
     def expire_due(self, now=None):
         """Remove and return every live continuation whose deadline has passed."""

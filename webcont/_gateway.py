@@ -8,10 +8,13 @@ written out by the server thread.
 
 import io
 import logging
+import threading
 
 from ._hub import InlineHub, Job, ThreadHub
-from ._pages import CONTENT_TYPE, error_page
+from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
+from ._ratelog import log_refused
 from ._settings import GATEWAY_OPTIONS, validate
+from ._stall import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +49,27 @@ def read_body(environ, max_bytes):
 
 def _error_response(start_response, status, message):
     body = error_page(status, message).encode("utf-8")
-    start_response(status, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
+                   + list(SECURITY_HEADERS))
     return [body]
 
 
 class _GatewayBase:
-    """What both gateways share: option checking and preparing a ``Job``."""
+    """What both gateways share: option checking, preparing a ``Job``, the stall watch."""
 
     def __init__(self, app, **options):
         self.app = app
         settings = validate(options, GATEWAY_OPTIONS)
         self.max_body_bytes = settings["max_body_bytes"]
         self.request_timeout = settings["request_timeout"]
+        self.stall_warning = settings["stall_warning"]
+        self.watch = None  # a StallWatch once the hub exists
+
+    @staticmethod
+    def _refuse(environ, start_response, refused):
+        status, message = refused.args
+        log_refused(log, environ, status[:3], message)
+        return _error_response(start_response, status, message)
 
     def _job(self, environ):
         body = read_body(environ, self.max_body_bytes)
@@ -83,12 +95,13 @@ class Gateway(_GatewayBase):
     def __init__(self, app, **options):
         super().__init__(app, **options)
         self.hub = ThreadHub()
+        self.watch = StallWatch(self.hub, self.stall_warning)
 
     def __call__(self, environ, start_response):
         try:
             job = self._job(environ)
         except _Refused as refused:
-            return _error_response(start_response, *refused.args)
+            return self._refuse(environ, start_response, refused)
         try:
             self.hub.submit(self.app, job)
         except RuntimeError:
@@ -102,15 +115,23 @@ class Gateway(_GatewayBase):
                     job, "504 Gateway Timeout", "The application did not answer in time."))
             except RuntimeError:
                 pass
-            job.done.wait(5.0)
+            # the hub answers the abandoned job at its next pass; if it is stuck
+            # in a controller (see _stall) it never will, so don't wait long
+            job.done.wait(min(5.0, self.request_timeout))
             if not job.finished:
                 return _error_response(start_response, "504 Gateway Timeout",
                                        "The application did not answer in time.")
         return self._answer(job, start_response)
 
-    def close(self):
-        """Kill the hub's suspended tasklets (their ``finally:`` runs) and stop it."""
-        self.hub.stop()
+    def close(self, timeout=10.0):
+        """Kill the hub's suspended tasklets (their ``finally:`` runs) and stop it.
+
+        Waits at most ``timeout`` seconds; returns False if the hub did not
+        stop by then (it is stuck in a controller: see ``_stall``).
+        """
+        self.hub.stop(timeout)
+        self.watch.close()
+        return self.hub.stopped
 
 
 class InlineGateway(_GatewayBase):
@@ -124,12 +145,13 @@ class InlineGateway(_GatewayBase):
     def __init__(self, app, post, **options):
         super().__init__(app, **options)
         self.hub = InlineHub(post)
+        self.watch = StallWatch(self.hub, self.stall_warning)
 
     def __call__(self, environ, start_response):
         try:
             job = self._job(environ)
         except _Refused as refused:
-            return _error_response(start_response, *refused.args)
+            return self._refuse(environ, start_response, refused)
         hub = self.hub
         if hub.stopped:
             return _error_response(start_response, "503 Service Unavailable",
@@ -143,6 +165,30 @@ class InlineGateway(_GatewayBase):
                         "The application did not answer this request.")
         return self._answer(job, start_response)
 
+    def close(self, timeout=10.0):
+        """Kill the hub's suspended tasklets on the worker thread and stop the timer thread.
+
+        Waits at most ``timeout`` seconds for the worker to do it; returns
+        False if it did not (it is stuck in a controller: see ``_stall``).
+        """
+        hub = self.hub
+        done = threading.Event()
+
+        def kill_all():
+            try:
+                hub._bind()
+                hub.kill_all()
+            finally:
+                done.set()
+        try:
+            hub.post(kill_all)
+        except Exception:
+            log.exception("posting the hub's shutdown")
+        done.wait(timeout)
+        hub.close()
+        self.watch.close()
+        return hub.stopped
+
 
 def gateway(wsgi_app, **options):
     """Return a thread-safe WSGI callable running ``wsgi_app`` inside the hub.
@@ -150,7 +196,8 @@ def gateway(wsgi_app, **options):
     Tasklet and channel code in ``wsgi_app`` then works under any threaded
     WSGI server: every request runs in its own tasklet on one hub thread,
     which drains its run queue before taking the next request.  Options:
-    ``max_body_bytes`` (65536: larger bodies get 413) and ``request_timeout``
-    (30 s: then 504).  Call ``.close()`` to stop the hub.
+    ``max_body_bytes`` (65536: larger bodies get 413), ``request_timeout``
+    (30 s: then 504) and ``stall_warning`` (10 s on one request: logged with
+    the stack the hub is stuck in).  Call ``.close()`` to stop the hub.
     """
     return Gateway(wsgi_app, **options)

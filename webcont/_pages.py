@@ -7,9 +7,22 @@ markup written by the controller, which escapes what it echoes).
 
 import html
 
-__all__ = ["escape", "page", "error_page", "CONTENT_TYPE"]
+__all__ = ["escape", "page", "error_page", "CONTENT_TYPE", "SECURITY_HEADERS"]
 
 CONTENT_TYPE = "text/html; charset=utf-8"
+
+#: Sent with every page webcont writes (docs/security.md explains each).
+SECURITY_HEADERS = (
+    # pages carry continuation ids, which are capabilities: no cache may keep them
+    ("Cache-Control", "no-store"),
+    # GET forms put the id in the URL: never hand it to another site in Referer
+    ("Referrer-Policy", "same-origin"),
+    # a page is HTML because we say so, whatever a client echoes into it
+    ("X-Content-Type-Options", "nosniff"),
+    # no framing by other sites (a click on a framed form is a move in the game)
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+)
 
 _DOCUMENT = """<!DOCTYPE html>
 <html lang="en">

@@ -5,7 +5,14 @@ a request costs no thread hop; with ``threads > 1`` the workers hand requests
 to a hub thread through ``Gateway``.  SIGINT/SIGTERM stop the server
 gracefully: no new connections are accepted, requests in flight are
 answered, then the suspended controllers are killed on the hub so their
-``finally:`` blocks run.
+``finally:`` blocks run.  Each of the two waits lasts at most
+``shutdown_grace`` seconds, so a stop is bounded even when a controller
+holds the hub forever (then its ``finally:`` blocks cannot run, and the log
+says so).
+
+waitress' own limits are tightened where its defaults let a client make the
+server hold far more than webcont will accept (``WAITRESS_DEFAULTS``;
+``docs/security.md`` lists them).
 """
 
 import logging
@@ -14,10 +21,13 @@ import threading
 import time
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from ._gateway import Gateway, InlineGateway
-from ._settings import GATEWAY_OPTIONS
+from ._ratelog import ThrottledLog
+from ._settings import GATEWAY_OPTIONS, SERVE_OPTIONS, WAITRESS_DEFAULTS, validate
+from ._stall import describe
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +50,54 @@ class _HubTask:
         pass
 
 
+class _Channel(HTTPChannel):
+    """waitress' connection, minus a busy loop its main thread falls into.
+
+    waitress' main loop asks to write to a connection whenever its output
+    buffer holds data, even while a worker still answers on it.  The worker
+    sends the response itself, holding the connection's ``outbuf_lock``; if
+    it loses the GIL in that ``send``, the main loop finds the connection
+    writable but the lock taken, and ``select()``s again at once: about 30
+    turns a request until CPython forces a GIL switch, each taking CPU from
+    the worker.  Measured with wrk on the demo game (8 connections): 430-620
+    us of CPU a request and 2,000 requests/s with it, 210-270 us and 3,700
+    requests/s without.  So while a request runs, the connection is writable
+    only if the worker waits for the main loop (output past
+    ``outbuf_high_watermark``); the worker pulls the trigger when it ends and
+    the main loop sends whatever is left.  (Main thread, read without lock:
+    a stale answer costs one turn of the loop or waits for that trigger.)
+    """
+
+    def writable(self):
+        if self.requests and not (self.will_close or self.close_when_flushed):
+            return self.total_outbufs_len > self.adj.outbuf_high_watermark
+        return HTTPChannel.writable(self)
+
+
 class Server:
     """A running webcont server: waitress plus the hub (used by ``serve``)."""
 
     def __init__(self, wsgi_app, host="127.0.0.1", port=8080, threads=1, **options):
         gateway_options = {name: options.pop(name) for name in list(options)
                            if name in GATEWAY_OPTIONS}
-        self.grace = float(options.pop("shutdown_grace", 10.0))
+        serve_options = validate({name: options.pop(name) for name in list(options)
+                                  if name in SERVE_OPTIONS}, SERVE_OPTIONS)
+        self.grace = serve_options["shutdown_grace"]
         if threads == 1:
             self.gateway = InlineGateway(wsgi_app, self._post, **gateway_options)
         else:
             self.gateway = Gateway(wsgi_app, **gateway_options)
+        options = waitress_defaults(options, self.gateway.max_body_bytes)
         self.waitress = create_server(self.gateway, host=host, port=port, threads=threads,
                                       **options)
+        self.waitress.channel_class = _Channel
+        dispatcher = self.waitress.task_dispatcher
+        if hasattr(dispatcher, "queue_logger"):
+            # waitress warns on every request queued while its workers are busy:
+            # with one worker (the hub) that is every burst, so a line per request
+            dispatcher.queue_logger = ThrottledLog(
+                logging.getLogger("waitress.queue"), logging.WARNING,
+                "Task queue depth is %d")
         self._stop_requested = threading.Event()
 
     @property
@@ -86,8 +131,16 @@ class Server:
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline and self._busy():
             wasyncore.loop(timeout=0.05, map=map, use_poll=adj.asyncore_use_poll, count=1)
-        self._stop_hub()
-        waitress.task_dispatcher.shutdown(timeout=5)
+        hub = self.gateway.hub
+        busy_with, since = hub.busy_with, hub.busy_since
+        if not self.gateway.close(self.grace):
+            stuck = ("%s for %.0f s" % (describe(busy_with), time.monotonic() - since)
+                     if since is not None else "something")
+            log.error("the hub did not stop within %.1f s: it is still running %s."
+                      " Suspended controllers were not killed and their finally: blocks"
+                      " did not run", self.grace, stuck)
+        # a worker stuck in a controller never ends: don't wait long for it
+        waitress.task_dispatcher.shutdown(timeout=min(5.0, self.grace))
         for channel in list(map.values()):
             try:
                 channel.close()
@@ -102,23 +155,22 @@ class Server:
         return any(getattr(channel, "requests", None) or getattr(channel, "total_outbufs_len", 0)
                    for channel in self.waitress.active_channels.values())
 
-    def _stop_hub(self):
-        gateway = self.gateway
-        if isinstance(gateway, InlineGateway):
-            done = threading.Event()
 
-            def kill_all():
-                try:
-                    gateway.hub._bind()
-                    gateway.hub.kill_all()
-                finally:
-                    done.set()
-            self._post(kill_all)
-            if not done.wait(10):
-                log.warning("the hub did not stop within 10 s")
-            gateway.hub.close()
-        else:
-            gateway.close()
+def waitress_defaults(options, max_body_bytes):
+    """``options`` for waitress with webcont's defaults for the limits that matter.
+
+    waitress buffers a whole request before the app sees it, so its limits,
+    not webcont's, decide what a client can make the server hold.  Bodies:
+    up to twice ``max_body_bytes`` still reach webcont, which answers an
+    HTML 413 page; beyond that waitress answers a plain-text 413 itself and
+    closes the connection.
+    """
+    options = dict(options)
+    for name, (default, _why) in WAITRESS_DEFAULTS.items():
+        if default is None:  # derived
+            default = 2 * max_body_bytes
+        options.setdefault(name, default)
+    return options
 
 
 def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_options):
@@ -126,7 +178,8 @@ def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_optio
 
     ``threads`` defaults to 1: waitress' single worker thread is then the hub
     itself.  webcont's own options (``max_body_bytes``, ``request_timeout``,
-    ``shutdown_grace``) are taken out; the rest go to waitress.  ``ready``,
+    ``stall_warning``, ``shutdown_grace``) are taken out; the rest go to
+    waitress, with the defaults of ``waitress_defaults`` for its limits.  ``ready``,
     if given, is called with the server's URL once it listens (useful with
     ``port=0``).  Returns after a graceful stop.
     """

@@ -4,7 +4,7 @@ One table maps each option to its converter and default; unknown options
 and bad values raise ``ValueError`` naming them.
 """
 
-__all__ = ["APP_OPTIONS", "GATEWAY_OPTIONS", "validate"]
+__all__ = ["APP_OPTIONS", "GATEWAY_OPTIONS", "SERVE_OPTIONS", "WAITRESS_DEFAULTS", "validate"]
 
 
 def positive_number(value):
@@ -31,6 +31,12 @@ APP_OPTIONS = {
                           "live continuations kept; beyond it the oldest is expired"),
     "max_query_bytes": (positive_int, 8192, "longest query string accepted (else 414)"),
     "max_fields": (positive_int, 100, "most form fields accepted (else 400)"),
+    "tombstone_timeout": (positive_number, 600.0,
+                          "seconds a used or expired id is remembered (a resubmission gets"
+                          " the same page, 409 or 410) before it is forgotten (then 404)"),
+    "max_replay_bytes": (positive_int, 16 << 20,
+                         "bytes of answered pages kept so that a form submitted twice gets"
+                         " the same page again; beyond it the oldest are forgotten (then 409)"),
 }
 
 #: gateway() / serve() options
@@ -38,6 +44,25 @@ GATEWAY_OPTIONS = {
     "max_body_bytes": (positive_int, 65_536, "largest request body accepted (else 413)"),
     "request_timeout": (positive_number, 30.0,
                         "seconds a request may wait for the application (else 504)"),
+    "stall_warning": (positive_number, 10.0,
+                      "seconds the hub may spend on one request or timer pass before it"
+                      " is logged as stalled, with the stack it is stuck in"),
+}
+
+#: serve()'s own options (the rest go to waitress)
+SERVE_OPTIONS = {
+    "shutdown_grace": (positive_number, 10.0,
+                       "seconds a stop waits for requests in flight, and again for the"
+                       " suspended controllers' finally: blocks"),
+}
+
+#: waitress options that serve() sets unless given: name -> (default or None, why).
+#: None means "derived from max_body_bytes" (see _server.waitress_defaults).
+WAITRESS_DEFAULTS = {
+    "max_request_body_size": (None, "twice max_body_bytes: waitress spools up to 1 GiB"
+                              " by default before the app can refuse it"),
+    "max_request_header_size": (65_536, "request line and headers; waitress allows 256 KiB"),
+    "expose_tracebacks": (False, "tracebacks go to the log, never to the client"),
 }
 
 

@@ -1,19 +1,43 @@
 """WSGI apps the HTTP tests serve (factories called by serve_app.py)."""
 
+import gc
 import logging
+import threading
+import time
 
 import stackless_compat as stackless
 from webcont import SessionlessApp, TimeoutException
+from webcont._hub import current_hub
 from webcont._pages import escape
-from webcont.demos import demo_app
+from webcont.demos import guess_the_number, sign_up
 
 log = logging.getLogger("fixture_apps")
 
-__all__ = ["demo", "faulty", "echo", "cleanup_reporter"]
+__all__ = ["demo", "faulty", "echo", "cleanup_reporter", "runaway", "header_copier",
+           "big_response"]
+
+
+def hub_tasklets():
+    """The live tasklets of the calling (hub) thread, its main tasklet excepted."""
+    main, me = stackless.getmain(), threading.get_ident()
+    return [obj for obj in gc.get_objects() if isinstance(obj, stackless.tasklet)
+            and obj.alive and obj is not main and obj.thread_id == me]
+
+
+def _stats_route(app):
+    def stats(req):
+        """live continuations, tombstones, and the hub's other tasklets (this
+        controller and its request tasklet are not counted)."""
+        gc.collect()
+        return '<p id="stats">live=%d tombstones=%d tasklets=%d</p>' % (
+            len(app._store), len(app._store._tombstones), len(hub_tasklets()) - 2)
+    app.route("/_stats", stats)
+    return app
 
 
 def demo(**options):
-    return demo_app(**options)
+    """The demo site, plus /_stats."""
+    return _stats_route(SessionlessApp({"/": guess_the_number, "/wizard": sign_up}, **options))
 
 
 def _raise_at_once(req):
@@ -26,13 +50,62 @@ def _raise_after_one_step(req):
     raise KeyError("failed on the second request")
 
 
+_GATE = stackless.channel()  # referenced here, so a tasklet blocked on it is never collected
+
+
 def _never_answers(req):
-    stackless.channel().receive()  # blocks forever: nothing will ever send
+    try:
+        _GATE.receive()  # blocks forever: nothing will ever send
+    finally:
+        log.warning("CLEANUP stuck")
+
+
+def _sleeps(req):
+    """Blocks the hub thread itself (as a controller calling a slow service would)."""
+    time.sleep(float(req.parameters.get("seconds", ["1"])[0]))
+    return '<p id="slept">slept</p>'
+
+
+def _exits(req):
+    raise SystemExit("a controller called sys.exit()")
+
+
+def _bad_timer(req):
+    """Schedules a hub timer callback that raises."""
+    def boom():
+        raise RuntimeError("TIMER BOOM")
+    current_hub().call_soon(boom)
+    return "<p>timer scheduled</p>"
 
 
 def faulty(**options):
-    return SessionlessApp({"/now": _raise_at_once, "/later": _raise_after_one_step,
-                           "/stuck": _never_answers}, **options)
+    return _stats_route(SessionlessApp({
+        "/now": _raise_at_once, "/later": _raise_after_one_step, "/stuck": _never_answers,
+        "/sleep": _sleeps, "/exit": _exits, "/bad-timer": _bad_timer,
+        "/": guess_the_number}, **options))
+
+
+def _loops_forever(req):
+    while True:  # a bug: pure Python, never yields
+        pass
+
+
+def runaway(**options):
+    """The demo game at / and a controller that never returns at /loop."""
+    return _stats_route(SessionlessApp({"/": guess_the_number, "/loop": _loops_forever,
+                                        "/wait": _waits_with_cleanup}, **options))
+
+
+def header_copier(**options):
+    """A plain WSGI app (no SessionlessApp) that copies ?to= into a Location header,
+    as a careless redirect would."""
+    from urllib.parse import parse_qs
+
+    def app(environ, start_response):
+        target = parse_qs(environ.get("QUERY_STRING", "")).get("to", ["/"])[0]
+        start_response("302 Found", [("Location", target), ("Content-Type", "text/plain")])
+        return [b"moved"]
+    return app
 
 
 def _echo(req):
@@ -47,7 +120,8 @@ def _echo(req):
 
 
 def echo(**options):
-    return SessionlessApp({"/echo": _echo}, **options)
+    return _stats_route(SessionlessApp({"/echo": _echo, "/": guess_the_number,
+                                        "/wizard": sign_up}, **options))
 
 
 def _waits_with_cleanup(req):
@@ -64,4 +138,16 @@ def _waits_with_cleanup(req):
 
 def cleanup_reporter(**options):
     """A controller that logs 'CLEANUP finally' when it ends, however it ends."""
-    return SessionlessApp({"/wait": _waits_with_cleanup}, **options)
+    return _stats_route(SessionlessApp({"/wait": _waits_with_cleanup, "/": guess_the_number},
+                                       **options))
+
+
+def big_response(**options):
+    """A plain WSGI app answering ?size= bytes, in 1 MB chunks."""
+    def app(environ, start_response):
+        size = int(environ.get("QUERY_STRING", "size=0").partition("=")[2] or 0)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(size))])
+        chunk = b"x" * (1 << 20)
+        return [chunk[:min(len(chunk), size - start)] for start in range(0, size, len(chunk))]
+    return app

@@ -4,8 +4,11 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,7 +19,10 @@ class ServerProcess:
 
     Starts ``tests.webcont.serve_app`` on a free loopback port, exposes
     ``server.url``/``server.port``, and on exit sends SIGTERM and checks the
-    process stopped cleanly (exit code 0).
+    process stopped cleanly (exit code 0).  Its stderr (the server log) is
+    read all along by a thread: a server that logs more than a pipe holds
+    would otherwise block in the middle of a test.  ``log()`` is what it
+    logged so far.
     """
 
     def __init__(self, factory, threads=1, serve_options=None, **app_options):
@@ -26,29 +32,66 @@ class ServerProcess:
         self.args += ["--serve=%s=%s" % item for item in (serve_options or {}).items()]
         self.process = None
         self.stderr_text = ""
+        self._stderr_lines = []
+        self._stderr_reader = None
 
     def __enter__(self):
         self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         line = self.process.stdout.readline().strip()
         if not line.startswith("http://"):
             self.process.kill()
-            raise RuntimeError("server did not start: %r %s" % (line, self.process.stderr.read()))
+            self._stderr_reader.join(5)
+            raise RuntimeError("server did not start: %r %s" % (line, self.log()))
         self.url = line
         self.port = urllib.parse.urlsplit(line).port
+        self.pid = self.process.pid
         return self
+
+    def _read_stderr(self):
+        for line in self.process.stderr:
+            self._stderr_lines.append(line)
+
+    def log(self):
+        """What the server wrote to stderr so far."""
+        return "".join(self._stderr_lines)
+
+    def wait_for_log(self, text, timeout=5.0):
+        """Wait until ``text`` appears in the log; return whether it did."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def rss_kb(self):
+        """The server process' resident set size (VmRSS, KiB)."""
+        with open("/proc/%d/status" % self.pid) as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for %d" % self.pid)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         """Stop the server; return (exit code, stdout rest, stderr)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
+        # not communicate(): it would read stderr too, racing our reader thread
         try:
-            out, err = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate()
-            raise AssertionError("server did not stop within %s s:\n%s" % (timeout, err))
-        self.stderr_text = err
+            self.process.wait()
+            self._stderr_reader.join(5)
+            raise AssertionError("server did not stop within %s s:\n%s" % (timeout, self.log()))
+        out = self.process.stdout.read()  # a line or two: the pipe never filled
+        self.process.stdout.close()
+        self._stderr_reader.join(5)
+        self.process.stderr.close()
+        self.stderr_text = err = self.log()
         return self.process.returncode, out, err
 
     def __exit__(self, *exc):
@@ -84,6 +127,54 @@ class Client:
 
     def close(self):
         self.connection.close()
+
+
+class RawClient:
+    """HTTP/1.1 over one keep-alive socket, with nothing between the test and the bytes.
+
+    Cheaper than ``http.client`` (the load tests make thousands of requests)
+    and able to send what no well-behaved client would.  ``send(raw)``
+    writes bytes; ``response()`` reads one response: (status, headers, body
+    text), or raises ``ConnectionError`` if the server closed the connection.
+    """
+
+    def __init__(self, port, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+
+    def get(self, path="/", **params):
+        if params:
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
+        self.send(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode("latin-1"))
+        return self.response()
+
+    def send(self, raw):
+        self.sock.sendall(raw)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += data
+
+    def response(self):
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", 0))
+        while len(self.buffer) < length:
+            self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, headers, body.decode("utf-8", "replace")
+
+    def close(self):
+        self.sock.close()
 
 
 def continuation_id(page):

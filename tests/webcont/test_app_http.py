@@ -35,7 +35,8 @@ def test_a_guess_that_is_not_a_number_is_answered_and_the_game_goes_on(demo_serv
     assert message(page) == "You must guess a number!"
     assert "You have guessed 0 times." in page
     status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
-    assert status == 200 and "You have guessed 1 times." in page
+    assert status == 200
+    assert "You have guessed 1 times." in page or "you made it in 1 guesses" in page  # 1 in 100
 
 
 def test_a_number_out_of_range_is_refused_without_counting(demo_server):
@@ -56,9 +57,12 @@ def test_an_unknown_id_gets_a_404_page_linking_to_a_new_game(demo_server):
 
 def test_submitting_the_same_form_twice_advances_the_game_once(demo_server):
     client = Client(demo_server.port)
-    _, _, page = client.get("/")
-    cid = continuation_id(page)
-    status, _, first = client.get("/", __wc=cid, guess=50)
+    for _ in range(5):  # 50 wins one game in a hundred: then play another
+        _, _, page = client.get("/")
+        cid = continuation_id(page)
+        status, _, first = client.get("/", __wc=cid, guess=50)
+        if "Yay" not in first:
+            break
     status2, _, second = client.get("/", __wc=cid, guess=50)
     assert status == status2 == 200
     assert first == second  # the identical page, not a second move

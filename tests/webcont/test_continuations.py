@@ -2,7 +2,7 @@
 
 import re
 
-from webcont._continuations import ContinuationStore, Tombstone, mint_id
+from webcont._continuations import ContinuationStore, Tombstone, mint_id, parameters_digest
 
 
 class FakeClock:
@@ -81,3 +81,41 @@ def test_adding_an_existing_id_is_refused():
         assert "already registered" in str(error)
     else:
         raise AssertionError("duplicate id accepted")
+
+
+def test_tombstones_are_forgotten_after_their_ttl_oldest_first():
+    clock = FakeClock()
+    store = ContinuationStore(100, clock=clock, tombstone_ttl=10)
+    store.remember("a", Tombstone("used"))
+    clock.now += 5
+    store.remember("b", Tombstone("expired"))
+    assert store.next_due() == 1000.0 + 10 + 1.0  # a's TTL, batched by the second
+    clock.now += 6
+    assert store.tombstone("a") is None and store.tombstone("b").state == "expired"
+    store.forget_due()
+    assert list(store._tombstones) == ["b"]
+    clock.now += 5
+    store.forget_due()
+    assert not store._tombstones and store.next_due() is None
+
+
+def test_replayed_pages_are_bounded_in_bytes_and_parameters_kept_as_a_digest():
+    store = ContinuationStore(100, clock=FakeClock(), max_replay_bytes=1000)
+    parameters = {"answer": ["x" * 50_000]}
+    for name in "abc":
+        store.remember(name, Tombstone("used", parameters_digest(parameters),
+                                       ("200 OK", [], b"p" * 400)))
+    assert store.tombstone("a") is None  # forgotten: 1200 bytes of pages > 1000
+    assert store.tombstone("c").digest == parameters_digest({"answer": ["x" * 50_000]})
+    assert len(store.tombstone("c").digest) == 16
+    store.remember("d", Tombstone("used", b"", ("200 OK", [], b"p" * 5000)))
+    assert store.tombstone("d").response is None  # too big to keep at all: 409 later
+    assert store._replay_bytes == 800
+
+
+def test_the_parameters_digest_tells_different_submissions_apart():
+    assert (parameters_digest({"a": ["1"], "b": ["2"]})
+            == parameters_digest({"b": ["2"], "a": ["1"]}))
+    assert parameters_digest({"a": ["1"]}) != parameters_digest({"a": ["1", "1"]})
+    assert parameters_digest({"a": ["1", "2"]}) != parameters_digest({"a": ["2", "1"]})
+    assert parameters_digest({"a": ["\udcff"]})  # lone surrogates do not break it

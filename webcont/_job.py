@@ -1,0 +1,129 @@
+"""``Job``: one WSGI request handed to the hub, and the response it produces.
+
+A server thread builds the ``Job`` (with the request body already read),
+the hub runs the app for it in a request tasklet (``serve_job``), and the
+server thread writes out what the job collected.  ``check_response`` is the
+one place a WSGI response is checked before it reaches any server.
+"""
+
+import logging
+import re
+import threading
+
+import stackless_compat as stackless
+
+from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Job", "serve_job", "check_response"]
+
+
+class Job:
+    """One WSGI request handed to the hub, and the response it produces.
+
+    The hub fills ``status``, ``headers`` and ``body``, then calls
+    ``finish()``; the server thread waits on ``done``.
+    """
+
+    __slots__ = ("environ", "status", "headers", "body", "done", "tasklet", "finished",
+                 "cancel_reason")
+
+    def __init__(self, environ):
+        self.environ = environ
+        self.status = None
+        self.headers = None
+        self.body = []
+        self.done = threading.Event()
+        self.tasklet = None
+        self.finished = False
+        self.cancel_reason = ("503 Service Unavailable", "The server is shutting down or the"
+                              " request was cancelled; please try again.")
+
+    def start_response(self, status, headers, exc_info=None):
+        """The WSGI ``start_response`` given to the app (nothing is sent before it returns).
+
+        Raises ``ValueError`` for a malformed status or header, so the app
+        fails with a logged 500 instead of a split or broken response.
+        """
+        if self.status is not None and exc_info is None:
+            raise AssertionError("start_response called twice without exc_info")
+        headers = list(headers)
+        check_response(status, headers)
+        self.status = status
+        self.headers = headers
+        return self.body.append
+
+    def respond(self, status, message):
+        """Replace whatever the app produced by a complete error page."""
+        body = error_page(status, message).encode("utf-8")
+        self.status = status
+        self.headers = [("Content-Type", CONTENT_TYPE),
+                        ("Content-Length", str(len(body)))] + list(SECURITY_HEADERS)
+        self.body = [body]
+
+    def finish(self):
+        self.finished = True
+        self.done.set()
+
+
+_STATUS = re.compile(r"[1-5][0-9][0-9] [^\x00-\x1f\x7f]*\Z")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# latin-1 text without control characters (CR, LF, NUL...); tab is allowed
+_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]*\Z")
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                         "te", "trailers", "transfer-encoding", "upgrade"))
+
+
+def check_response(status, headers):
+    """Refuse what would corrupt the HTTP response: raise ``ValueError``.
+
+    An app that copies a parameter into a header (a redirect, a file name)
+    could otherwise inject CR/LF and so headers or a whole second response,
+    under servers that do not check (waitress does, but only after the hub
+    answered, with a bare text 500).  WSGI also forbids hop-by-hop headers.
+    """
+    if not isinstance(status, str) or not _STATUS.match(status):
+        raise ValueError("bad WSGI status line: %r" % (status,))
+    for header in headers:
+        try:
+            name, value = header
+        except (TypeError, ValueError):
+            raise ValueError("a WSGI header must be a (name, value) pair: %r" % (header,)) from None
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise ValueError("bad header name: %r" % (name,))
+        if not isinstance(value, str) or not _VALUE.match(value):
+            raise ValueError("bad value for header %s (CR, LF or another control"
+                             " character?): %r" % (name, value[:80] if isinstance(value, str)
+                                                   else value))
+        if name.lower() in _HOP_BY_HOP:
+            raise ValueError("%s is a hop-by-hop header: WSGI apps may not set it" % name)
+
+
+def serve_job(app, job):
+    """The body of a request tasklet: call the WSGI app and collect its response."""
+    try:
+        result = app(job.environ, job.start_response)
+        try:
+            for chunk in result:
+                if not isinstance(chunk, bytes):
+                    raise TypeError("WSGI response chunks must be bytes, not %s"
+                                    % type(chunk).__name__)
+                job.body.append(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if job.status is None:
+            raise RuntimeError("the application returned without calling start_response")
+    except stackless.TaskletExit:
+        job.respond(*job.cancel_reason)
+        raise
+    except BaseException:  # SystemExit from an app too: it ends this request, not the hub
+        log.exception("the application raised while answering %s %r",
+                      job.environ.get("REQUEST_METHOD"), job.environ.get("PATH_INFO"))
+        job.respond("500 Internal Server Error", "The application failed while answering"
+                    " this request. The error has been logged.")
+    finally:
+        job.tasklet = None
+        job.finish()
