@@ -198,7 +198,11 @@ class SessionlessApp:
     max_replay_bytes = APP_OPTIONS["max_replay_bytes"][1]
     response_headers = SECURITY_HEADERS
 
-    def __init__(self, routes=None, **options):
+    def __init__(self, routes=None, store=None, secret=None, **options):
+        self.store_url = store
+        self.secret = secret
+        self.durable_routes = {}  # path -> (controller, code version)
+        self._chains = None       # DurableChains, opened on first use
         defaults = {name: getattr(self, name) for name in APP_OPTIONS}
         defaults.update(options)
         for name, value in validate(defaults, APP_OPTIONS).items():
@@ -213,16 +217,34 @@ class SessionlessApp:
         self._log_eviction = ThrottledLog(log, logging.WARNING,
                                           "continuation(s) evicted: more than %d live")
 
-    def route(self, path, controller=None):
-        """Serve ``controller`` at ``path``; without ``controller``, a decorator."""
+    def route(self, path, controller=None, durable=False, version=None):
+        """Serve ``controller`` at ``path``; without ``controller``, a decorator.
+
+        ``durable=True`` keeps its games in the store (``store=`` of the app):
+        they survive restarts and move between processes by replaying their
+        event log (``_durable``).  ``version`` names the code version; by
+        default it is a hash of the controller's module source.
+        """
         if controller is None:
-            return lambda function: self.route(path, function) or function
+            return lambda function: self.route(path, function, durable, version) or function
         if not path.startswith("/"):
             raise ValueError("route paths start with '/': %r" % (path,))
         if not callable(controller):
             raise TypeError("controller must be callable, not %r" % (controller,))
         self.routes[path] = controller
+        if durable:
+            from ._durable import code_version
+            self.durable_routes[path] = (controller, code_version(controller, version))
+        else:
+            self.durable_routes.pop(path, None)
         return None
+
+    def _durable(self):
+        """The durable chains, opening the store on first use (hub)."""
+        if self._chains is None:
+            from ._durable import open_chains
+            self._chains = open_chains(self)
+        return self._chains
 
     @property
     def continuations(self):
@@ -289,9 +311,17 @@ class SessionlessApp:
             status, message = bad.args
             log_refused(log, environ, status[:3], message)
             return self._respond(start_response, status, error_page(status, message))
+        path = environ.get("PATH_INFO", "/") or "/"
         if CONTINUATION_PARAMETER in parameters:
+            if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
+                return self._durable_reply(self._durable().resume_id(
+                    parameters[CONTINUATION_PARAMETER][0], parameters, environ),
+                    path, environ, start_response)
             return self._resume(parameters, environ, start_response)
-        controller = self.routes.get(environ.get("PATH_INFO", "/") or "/")
+        if path in self.durable_routes:
+            return self._durable_reply(self._durable().start(path, parameters, environ),
+                                       path, environ, start_response)
+        controller = self.routes.get(path)
         if controller is None:
             log_refused(log, environ, "404", "no route")
             return self._respond(start_response, "404 Not Found",
@@ -354,6 +384,34 @@ class SessionlessApp:
         if tombstone is not None:
             log_refused(log, environ, status[:3],
                         "continuation %r... is %s" % (id[:6], tombstone.state))
+        return self._respond(start_response, status, error_page(status, message))
+
+    def _durable_reply(self, reply, path, environ, start_response):
+        """Render what ``DurableChains`` answered: ``(status, page or message)``."""
+        status, content = reply
+        if status.startswith("200"):
+            return self._page(content, start_response)
+        if status.startswith("404"):
+            log_refused(log, environ, "404", "unknown or forged durable id")
+            return self._respond(start_response, status, error_page(status, (
+                "This page refers to a game the server does not know (the address may"
+                " be wrong or tampered with).")))
+        if content == "expired":
+            message = ("This game expired after %d seconds without an answer."
+                       % self.continuation_timeout)
+        elif content == "version":
+            message = ("This game was started on an older version of this site, which"
+                       " cannot continue it. Please start again.")
+        elif isinstance(content, tuple):  # ("already answered", id of the current step)
+            current = content[1]
+            message = ("This step was already answered; going back and submitting it again"
+                       " does not change what happened.")
+            if current is not None:
+                link = "%s?%s=%s&__show=1" % (path, CONTINUATION_PARAMETER, current)
+                return self._respond(start_response, status, error_page(
+                    status, message, link, "Continue where you left off"))
+        else:
+            message = content
         return self._respond(start_response, status, error_page(status, message))
 
     def _page(self, reply, start_response):

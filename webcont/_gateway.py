@@ -156,7 +156,7 @@ class InlineGateway(_GatewayBase):
         if hub.stopped:
             return _error_response(start_response, "503 Service Unavailable",
                                    "The server is shutting down.")
-        hub.handle(self.app, job)
+        hub.handle(self.app, job, self.request_timeout)
         if not job.finished:
             log.error("%s %s was still waiting after the run queue drained: with one"
                       " worker thread nothing else can answer it",

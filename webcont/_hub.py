@@ -64,6 +64,7 @@ class Hub:
         self.stopped = False
         self.busy_with = None
         self.busy_since = None
+        self.awaiting = 0  # tasklets waiting for a callback another thread will post
 
     # -- binding -----------------------------------------------------------
 
@@ -241,6 +242,7 @@ class ThreadHub(Hub):
                     callback()
                 except Exception:
                     log.exception("a hub job raised")
+                self.drain()  # what a posted wake-up made runnable runs now
             self.fire_due_timers()
             if stopping and not inbox:
                 return
@@ -249,13 +251,18 @@ class ThreadHub(Hub):
 class InlineHub(Hub):
     """A hub driven by whichever single thread calls it (waitress' worker).
 
-    ``post`` (given by the server) must run a callback on that thread; a
-    timer thread uses it to bring due timers there when no request comes.
+    ``server_post`` (given by the server) must run a callback on that thread
+    when it is idle.  ``post`` queues callbacks here: a request waiting for
+    one (a store commit) is kept in ``handle`` until it arrives; otherwise
+    the worker runs them when it is next idle.  A timer thread brings due
+    timers the same way when no request comes.
     """
 
-    def __init__(self, post):
+    def __init__(self, server_post):
         super().__init__()
-        self.post = post
+        self.server_post = server_post
+        self._posted = deque()
+        self._posted_cond = threading.Condition(threading.Lock())
         self._timer_cond = threading.Condition(threading.Lock())
         self._timer_posted = False
         self._closing = False
@@ -263,11 +270,46 @@ class InlineHub(Hub):
                                               name="webcont-timers", daemon=True)
         self._timer_thread.start()
 
-    def handle(self, app, job):
-        """Answer ``job`` right here, on the calling (hub) thread."""
+    def handle(self, app, job, timeout=30.0):
+        """Answer ``job`` right here, on the calling (hub) thread.
+
+        If its tasklets wait for callbacks from other threads (``awaiting``),
+        this thread waits for them, up to ``timeout`` seconds.
+        """
         self._bind()
         self.fire_due_timers()
         self.run_job(app, job)
+        deadline = time.monotonic() + timeout
+        while not job.finished and self.awaiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._posted_cond:
+                if not self._posted:
+                    self._posted_cond.wait(remaining)
+            self.run_posted()
+
+    def post(self, callback):
+        """Run ``callback()`` on the hub thread soon (any thread)."""
+        with self._posted_cond:
+            self._posted.append(callback)
+            self._posted_cond.notify()
+        self.server_post(self.run_posted)  # in case the worker is idle
+
+    def run_posted(self):
+        """Run the callbacks posted so far, each followed by a drain. (hub)"""
+        self._bind()
+        posted = self._posted
+        while True:
+            with self._posted_cond:
+                if not posted:
+                    return
+                callback = posted.popleft()
+            try:
+                callback()
+            except Exception:
+                log.exception("a posted hub callback raised")
+            self.drain()
 
     def fire_due_timers(self):
         with self._timer_cond:
@@ -304,7 +346,7 @@ class InlineHub(Hub):
                     continue
                 self._timer_posted = True
                 try:
-                    self.post(self._run_timers)
+                    self.server_post(self._run_timers)
                 except Exception:
                     log.exception("posting hub timers")
 

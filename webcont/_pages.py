@@ -60,8 +60,9 @@ def page(body, title="webcont"):
     return _DOCUMENT % {"title": escape(title), "body": body}
 
 
-def error_page(status, message, start_again="/"):
+def error_page(status, message, link="/", link_text="Start again"):
     """A complete error document: the status as a heading, the (escaped)
-    message, and a link to start again."""
-    return page('<h1 class="error">%s</h1>\n<p>%s</p>\n<p><a href="%s">Start again</a></p>'
-                % (escape(status), escape(message), escape(start_again)), title=status)
+    message, and a link (by default, to start again)."""
+    return page('<h1 class="error">%s</h1>\n<p>%s</p>\n<p><a href="%s">%s</a></p>'
+                % (escape(status), escape(message), escape(link), escape(link_text)),
+                title=status)

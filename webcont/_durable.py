@@ -1,0 +1,510 @@
+"""Durable continuations: games that survive a restart, by deterministic replay.
+
+A durable chain is (controller, code version, ordered event log).  Each
+transition, from one suspension of the controller to the next, appends one
+step to the log: the request input and every nondeterministic value the
+controller drew (``_recorder``).  The step is committed (compare-and-set on
+the chain's step counter, on the store's writer thread) before the page
+leaves the process.  The controller's tasklet is only a cache: a chain that
+is not in memory (after a restart, a failover, or when the in-memory cap
+unloaded it) is replayed lazily from its log, in one store query, by running
+the controller again and feeding it the recorded inputs and draws.
+
+Ids are ``<chain>.<step>.<mac>``: a random 128-bit chain id, the step the
+next request answers, and an HMAC of both with the server secret, so ids are
+unguessable, unforgeable, and the same on every replay (a replay re-renders
+the identical page).  A request answers a step once: the same input again
+gets the same page, a different one a 409 page linking to the current step.
+
+Determinism rules for durable controllers: draw randomness and time through
+``req.randint/random/choice/now/uuid4`` (or module-level ``random``/``time``
+functions, which are routed there while the controller runs); keep side
+effects idempotent, because a replay runs the controller again; use
+``req.patched(name)`` to branch deliberately when the code changes.
+"""
+
+import base64
+import hashlib
+import hmac
+import inspect
+import logging
+import os
+import secrets
+import sys
+import time
+from collections import OrderedDict
+
+import stackless_compat as stackless
+
+from ._app import CONTINUATION_PARAMETER, TimeoutException
+from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DurableRequest", "DurableChains", "IdSigner", "code_version"]
+
+
+class IdSigner:
+    """Makes and checks ``<chain>.<step>.<mac>`` continuation ids."""
+
+    def __init__(self, secret):
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if not secret or len(secret) < 16:
+            raise ValueError("the durable id secret must have at least 16 bytes")
+        self._secret = secret
+
+    def _mac(self, chain, step):
+        digest = hmac.new(self._secret, ("%s.%d" % (chain, step)).encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()[:16]).rstrip(b"=").decode()
+
+    def make(self, chain, step):
+        return "%s.%d.%s" % (chain, step, self._mac(chain, step))
+
+    def parse(self, text):
+        """``(chain, step)`` of a genuine id, else None (forged, tampered, malformed)."""
+        parts = text.split(".")
+        if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 9:
+            return None
+        chain, step = parts[0], int(parts[1])
+        if not hmac.compare_digest(self._mac(chain, step), parts[2]):
+            return None
+        return chain, step
+
+
+def code_version(controller, version=None):
+    """The explicit ``version``, else a hash of the controller's module source."""
+    if version is not None:
+        return str(version)
+    module = sys.modules.get(getattr(controller, "__module__", None))
+    try:
+        source = inspect.getsource(module) if module is not None else inspect.getsource(controller)
+    except (OSError, TypeError):
+        source = repr(getattr(getattr(controller, "__code__", None), "co_code", controller))
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+class _Unload(stackless.TaskletExit):
+    """Ends a controller tasklet that is evicted from memory (its log stays)."""
+
+
+class DurableRequest:
+    """The request object a durable controller sees (the seed's API, and more).
+
+    Besides ``continue_``, ``parameters``, ``continuation_id`` and
+    ``environ``, it offers the recorded sources of nondeterminism:
+    ``randint``, ``random``, ``choice``, ``now``, ``uuid4`` and ``patched``.
+    """
+
+    def __init__(self, chain, parameters, environ):
+        self._chain = chain
+        self.parameters = parameters
+        self.environ = environ
+
+    @property
+    def continuation_id(self):
+        """The id of the next step: put it in forms and links as ``__wc``."""
+        chain = self._chain
+        return chain.owner.signer.make(chain.id, chain.step + 1)
+
+    def continue_(self, data):
+        """Answer the current request with ``data``; return with the next request's input."""
+        self.parameters, self.environ = self._chain.suspend(data)
+
+    def randint(self, a, b):
+        return self._chain.recorder.draw("randint", "%d,%d" % (a, b),
+                                         lambda: random_module.randint(a, b))
+
+    def random(self):
+        return self._chain.recorder.draw("random", "", random_module.random)
+
+    def choice(self, seq):
+        index = self._chain.recorder.draw("choice", str(len(seq)),
+                                          lambda: secrets.randbelow(len(seq)))
+        return seq[index]
+
+    def now(self):
+        return self._chain.recorder.draw("now", "", time.time)
+
+    def uuid4(self):
+        import uuid
+        return uuid.UUID(self._chain.recorder.draw("uuid4", "", new_uuid4))
+
+    def patched(self, name):
+        return self._chain.recorder.patched(name)
+
+
+import random as random_module  # noqa: E402  (after the class: its methods use it)
+
+
+class Chain:
+    """A durable chain held in memory: its controller tasklet and replay state.
+
+    Used only on the hub.  ``step`` counts the recorded steps; the controller
+    talks to the request driving it through ``inputs`` and ``replies``.
+    """
+
+    def __init__(self, owner, id, route, controller, version, step=0):
+        self.owner = owner
+        self.id = id
+        self.route = route
+        self.controller = controller
+        self.version = version
+        self.step = step
+        self.recorder = Recorder()
+        self.inputs = stackless.channel()   # driver -> controller: (parameters, environ)
+        self.inputs.preference = 1          # the driver reaches replies.receive() first
+        self.replies = stackless.channel()  # controller -> driver: ("page"|"final"|..., ...)
+        self.replay_steps = None            # recorded steps not yet replayed
+        self.tasklet = None
+        self.busy = False                   # a transition is in progress
+        self.last_input = None              # input of the last step, for duplicates
+        self.last_page = None               # the page the user holds now
+
+    # -- controller side --------------------------------------------------------
+
+    def run(self, request):
+        """The body of the controller tasklet."""
+        active_recorders[id(stackless.getcurrent())] = self.recorder
+        try:
+            result = self.controller(request)
+            if self.replay_steps is not None:
+                raise Divergence("the controller finished while its log says it waits")
+            self._reply(("final", result, [self.pending_input, self.recorder.take_pending()]))
+        except _Unload:
+            pass
+        except TimeoutException:
+            log.debug("durable controller of chain %s timed out", self.id[:6])
+        except Divergence as divergence:
+            self._reply(("diverged", divergence, None))
+        except Exception:
+            log.exception("durable controller %s raised", getattr(self.controller, "__name__", "?"))
+            self._reply(("error", None, None))
+        finally:
+            active_recorders.pop(id(stackless.getcurrent()), None)
+
+    def _reply(self, message):
+        if self.replies.balance < 0:  # only a waiting driver gets it
+            self.replies.send(message)
+
+    def suspend(self, page):
+        """``continue_``: end this transition with ``page``; return the next input."""
+        recorder = self.recorder
+        if self.replay_steps is not None:
+            if recorder.replaying:
+                raise Divergence("the controller skipped %d recorded draw(s)"
+                                 % len(recorder.replaying))
+            self.step += 1
+            if self.replay_steps:
+                parameters, draws = self.replay_steps.pop(0)
+                recorder.replaying = list(draws)
+                return parameters, None
+            # replayed up to where the live chain waits: from here on, live
+            self.replay_steps = recorder.replaying = None
+            self.last_page = page
+            self._reply(("ready", page, None))
+        else:
+            request_events = [self.pending_input, recorder.take_pending()]
+            self._reply(("page", page, request_events))
+        return self.inputs.receive()
+
+    # -- driver side (the request tasklet) -----------------------------------------
+
+    def start(self, parameters, environ, replay_steps=None):
+        """Start the controller, live or replaying ``replay_steps``; return its first reply."""
+        request = DurableRequest(self, parameters, environ)
+        if replay_steps:
+            first_input, first_draws = replay_steps[0]
+            request.parameters = first_input
+            self.replay_steps = list(replay_steps[1:])
+            self.recorder.replaying = list(first_draws)
+            self.step = 0
+        else:
+            self.pending_input = _input_of(parameters)
+        self.tasklet = stackless.tasklet(self.run)(request)
+        return self.replies.receive()
+
+    def resume(self, parameters, environ):
+        """Deliver the next request's input; return the controller's reply."""
+        self.pending_input = _input_of(parameters)
+        self.inputs.send((parameters, environ))
+        return self.replies.receive()
+
+    def unload(self):
+        """Drop the controller tasklet from memory (its ``finally:`` blocks run)."""
+        task, self.tasklet = self.tasklet, None
+        if task is not None and task.alive:
+            task.throw(_Unload)
+
+
+def _input_of(parameters):
+    """The part of a request recorded in the log: its parameters minus the id."""
+    return {name: values for name, values in parameters.items()
+            if name != CONTINUATION_PARAMETER}
+
+
+def _await(future):
+    """Wait, in a hub tasklet, for a store ``future``; return its result or raise.
+
+    The store thread never touches a tasklet: its callback posts to the hub,
+    which hands the outcome over a channel.
+    """
+    from ._hub import current_hub
+    hub = current_hub()
+    outcome = stackless.channel()
+    future.add_done_callback(lambda done: hub.post(lambda: outcome.send(done)))
+    hub.awaiting += 1
+    try:
+        return outcome.receive().result()
+    finally:
+        hub.awaiting -= 1
+
+
+class DurableChains:
+    """The durable chains of one app: in-memory cache, store, ids, expiry.
+
+    Used only on the hub.  ``live`` holds at most ``max_live`` chains in
+    memory, least recently used first; past that the oldest is unloaded
+    (not destroyed: its log stays and it is replayed when next needed).
+    """
+
+    def __init__(self, app, store, signer, max_live, sweep_interval=5.0,
+                 tombstone_ttl=86400.0):
+        self.app = app
+        self.store = store
+        self.signer = signer
+        self.max_live = max_live
+        self.sweep_interval = sweep_interval
+        self.tombstone_ttl = tombstone_ttl
+        self.live = OrderedDict()
+        self.replays = 0  # how many chains were loaded from the log (for tests)
+        self._sweeping = False
+        install_patches()
+
+    # -- requests ---------------------------------------------------------------
+
+    def start(self, route, parameters, environ):
+        """A new chain for ``route``: run it to its first page and record step 0.
+
+        Returns ``(status, page or message)``.
+        """
+        controller, version = self.app.durable_routes[route]
+        chain = Chain(self, secrets.token_urlsafe(16), route, controller, version)
+        kind, page, events = chain.start(parameters, environ)
+        if kind == "final":
+            return "200 OK", page  # answered at once: nothing to remember
+        if kind != "page":
+            return _failure(kind)
+        try:
+            _await(self.store.submit(lambda store, cursor: store.op_start(
+                cursor, chain.id, route, version, events, self.app.continuation_timeout)))
+        except Exception as exc:
+            chain.unload()
+            return _unavailable(exc)
+        self._advanced(chain, events, page)
+        self._keep(chain)
+        self._schedule_sweep()
+        return "200 OK", page
+
+    def resume_id(self, text, parameters, environ):
+        """A request carrying the durable id ``text``: check it, then ``resume``."""
+        parsed = self.signer.parse(text)
+        if parsed is None:
+            return "404 Not Found", "unknown"
+        return self.resume(parsed[0], parsed[1], parameters, environ)
+
+    def resume(self, chain_id, step, parameters, environ):
+        """A request answering step ``step`` of ``chain_id``: ``(status, page or message)``."""
+        chain = self.live.get(chain_id)
+        if chain is not None and step > chain.step:
+            self._drop(chain)  # another process moved it on: our copy is stale
+            chain = None
+        if chain is None:
+            chain = self._load(chain_id, step)
+            if isinstance(chain, tuple):
+                return chain
+        self.live.move_to_end(chain_id)
+        if "__show" in parameters and step == chain.step:
+            return "200 OK", chain.last_page
+        if chain.busy:
+            return "409 Conflict", "This form is being submitted already."
+        if step == chain.step - 1 and _input_of(parameters) == chain.last_input:
+            return "200 OK", chain.last_page  # the same answer again: the same page
+        if step != chain.step:
+            return "409 Conflict", ("already answered", self.signer.make(chain.id, chain.step))
+        return self._transition(chain, step, parameters, environ)
+
+    def _transition(self, chain, step, parameters, environ):
+        chain.busy = True
+        try:
+            kind, page, events = chain.resume(parameters, environ)
+            if kind not in ("page", "final"):
+                self._drop(chain)
+                self._end(chain.id, "broken", step)
+                return _failure(kind)
+            final = page if kind == "final" else None
+            try:
+                recorded = _await(self.store.submit(lambda store, cursor: store.op_record(
+                    cursor, chain.id, step, events, self.app.continuation_timeout,
+                    final=None if final is None else _text(final))))
+            except Exception as exc:
+                self._drop(chain)  # memory ran ahead of the store: replay next time
+                return _unavailable(exc)
+            if not recorded:  # another process answered this step first
+                self._drop(chain)
+                return "409 Conflict", ("already answered", self.signer.make(chain.id, step + 1))
+            if final is not None:
+                self.live.pop(chain.id, None)
+                return "200 OK", page
+            self._advanced(chain, events, page)
+            return "200 OK", page
+        finally:
+            chain.busy = False
+
+    @staticmethod
+    def _advanced(chain, events, page):
+        chain.step += 1
+        chain.last_input = events[0]
+        chain.last_page = page
+
+    # -- loading by replay ------------------------------------------------------
+
+    def _load(self, chain_id, step=None):
+        """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``."""
+        try:
+            record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
+        except Exception as exc:
+            return _unavailable(exc)
+        if record is None:
+            return "404 Not Found", "unknown"
+        if record.state == "done":
+            if step is not None and step == record.step - 1 and record.final is not None:
+                return "200 OK", record.final
+            return "410 Gone", "This game is finished. Start a new one."
+        if record.state == "expired":
+            return "410 Gone", "expired"
+        if record.state == "broken" or record.route not in self.app.durable_routes:
+            return "410 Gone", "version"
+        controller, version = self.app.durable_routes[record.route]
+        chain = Chain(self, chain_id, record.route, controller, version)
+        kind, page, _ = chain.start(record.steps[0][0], None, replay_steps=record.steps)
+        self.replays += 1
+        if kind != "ready" or chain.step != record.step:
+            if kind == "diverged":
+                log.warning("chain %s (version %s, now %s) diverged on replay: %s",
+                            chain_id[:6], record.version, version, page)
+            chain.unload()
+            self._end(chain_id, "broken")
+            return "410 Gone", "version"
+        chain.last_input = record.steps[-1][0]
+        chain.last_page = page
+        self._keep(chain)
+        return chain
+
+    # -- memory and expiry ----------------------------------------------------------
+
+    def _keep(self, chain):
+        live = self.live
+        live[chain.id] = chain
+        live.move_to_end(chain.id)
+        while len(live) > self.max_live:
+            oldest = next(iter(live.values()))
+            if oldest.busy:
+                break
+            self._drop(oldest)
+
+    def _drop(self, chain):
+        """Unload ``chain`` from memory (its log is untouched)."""
+        if self.live.get(chain.id) is chain:
+            del self.live[chain.id]
+        chain.unload()
+
+    def _end(self, chain_id, state, step=None):
+        try:
+            return _await(self.store.submit(
+                lambda store, cursor: store.op_end(cursor, chain_id, state, step)))
+        except Exception:
+            log.exception("marking chain %s %s", chain_id[:6], state)
+            return False
+
+    def _schedule_sweep(self):
+        if not self._sweeping:
+            self._sweeping = True
+            from ._hub import current_hub
+            current_hub().call_at(time.monotonic() + self.sweep_interval,
+                                  lambda: stackless.tasklet(self._sweep)())
+
+    def _sweep(self):
+        """Expire due chains in batches (an index scan, never a full scan)."""
+        self._sweeping = False
+        try:
+            due = _await(self.store.submit(lambda store, cursor: store.op_due(cursor, 100)))
+            for chain_id in due:
+                self.expire(chain_id)
+            _await(self.store.submit(
+                lambda store, cursor: store.op_purge(cursor, self.tombstone_ttl)))
+        except Exception:
+            log.exception("sweeping expired durable chains")
+        self._schedule_sweep()
+
+    def expire(self, chain_id):
+        """Expire one chain: load it if needed, mark it expired in the store (its log
+        deleted in the same transaction; only the process that wins does the rest),
+        then raise ``TimeoutException`` at its suspension point so cleanup runs once."""
+        chain = self.live.get(chain_id)
+        if chain is None:
+            chain = self._load(chain_id)
+            if isinstance(chain, tuple):  # gone, finished or broken: just end it
+                self._end(chain_id, "expired")
+                return
+        if chain.busy:
+            return  # being answered right now: it is no longer idle
+        won = self._end(chain_id, "expired", chain.step)
+        self.live.pop(chain_id, None)
+        if won and chain.tasklet is not None and chain.tasklet.alive and chain.inputs.balance < 0:
+            try:
+                chain.inputs.preference = -1  # run its cleanup now, before the unload
+                chain.inputs.send_exception(TimeoutException, "continuation expired")
+            except Exception:
+                log.exception("expiring chain %s", chain_id[:6])
+        chain.unload()
+
+    def unload_all(self):
+        """Drop every chain from memory (shutdown): their logs stay."""
+        for chain in list(self.live.values()):
+            self._drop(chain)
+
+
+def _text(page):
+    return page.decode("utf-8", "replace") if isinstance(page, bytes) else str(page)
+
+
+def _failure(kind):
+    return "500 Internal Server Error", ("The application failed while answering this"
+                                         " request. The error has been logged.")
+
+
+def _unavailable(exc):
+    log.error("durable store unavailable: %s", exc)
+    return "503 Service Unavailable", "The game store is unavailable; please try again shortly."
+
+
+DEFAULT_STORE = "sqlite:///webcont-durable.db"
+
+
+def open_chains(app):
+    """Open the app's store and id signer: the durable side of ``app``."""
+    from ._store import open_store
+    url = app.store_url or os.environ.get("WEBCONT_STORE")
+    if not url:
+        url = DEFAULT_STORE
+        log.warning("durable routes and no store= given: keeping games in %s",
+                    os.path.abspath(url[len("sqlite:///"):]))
+    store = open_store(url)
+    secret = app.secret or os.environ.get("WEBCONT_SECRET")
+    if not secret:
+        secret = store.submit(lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))).result(30)
+        log.info("no secret= given: using the id secret kept in the store")
+    chains = DurableChains(app, store, IdSigner(secret), app.max_continuations)
+    log.info("durable games kept in %s", url.split("@")[-1])
+    return chains

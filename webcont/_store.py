@@ -1,0 +1,377 @@
+"""The durable event log: SQLite (default) or PostgreSQL, behind one writer thread.
+
+A durable chain (one run of a durable controller) is a row in
+``webcont_chains`` plus one row per recorded step in ``webcont_steps``: the
+step's request input and the nondeterministic values the controller drew,
+as JSON (never pickle).  Every statement runs on the store's own thread,
+never on the hub, and the thread commits in groups: it takes every operation
+queued while the previous commit ran and executes them in ONE transaction,
+each inside its own savepoint, so one failing operation never spoils the
+others.  Callers get a ``concurrent.futures.Future``.
+
+Recording a step is a compare-and-set on the chain's step counter
+(``UPDATE ... WHERE step = ?``): when two processes race to answer the same
+step, exactly one wins and the other learns it lost.  Deadlines are computed
+with the store's clock, so several machines agree on them.
+
+What each SQLite mode survives (WAL journal): ``synchronous=NORMAL`` (the
+default) survives a crash of the process, but the last commits before a
+power loss or OS crash may be lost; ``synchronous=FULL`` survives those too,
+at the cost of an fsync per commit group.
+"""
+
+import concurrent.futures
+import json
+import logging
+import os
+import threading
+import urllib.parse
+from collections import deque
+
+log = logging.getLogger(__name__)
+
+__all__ = ["open_store", "LogStore", "StoreUnavailable", "ChainRecord"]
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS webcont_chains (
+        chain TEXT PRIMARY KEY,
+        route TEXT NOT NULL,
+        version TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        deadline DOUBLE PRECISION,
+        final TEXT,
+        updated DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS webcont_chains_due ON webcont_chains (state, deadline)",
+    """CREATE TABLE IF NOT EXISTS webcont_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS webcont_steps (
+        chain TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        events TEXT NOT NULL,
+        PRIMARY KEY (chain, step))""",
+]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or the transaction failed."""
+
+
+class ChainRecord:
+    """A chain as loaded from the store: its row and its recorded steps."""
+
+    __slots__ = ("chain", "route", "version", "step", "state", "final", "steps")
+
+    def __init__(self, chain, route, version, step, state, final, steps):
+        self.chain = chain
+        self.route = route
+        self.version = version
+        self.step = step        # steps recorded so far
+        self.state = state      # "live", "done", "expired" or "broken"
+        self.final = final      # a finished chain's last page
+        self.steps = steps      # [events, ...] decoded from JSON, in order
+
+
+class LogStore:
+    """The dialect-independent operations; subclasses connect and adapt SQL."""
+
+    now_sql = None  # SQL for the store clock, seconds since the epoch
+
+    def __init__(self, url):
+        self.url = url
+        self._queue = deque()
+        self._wakeup = threading.Condition(threading.Lock())
+        self._closing = False
+        self._connection = None
+        self._ready = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, name="webcont-store", daemon=True)
+        self._thread.start()
+        self._ready.result(30)  # raise here if the store cannot be opened
+
+    # -- the store thread ---------------------------------------------------
+
+    def submit(self, operation):
+        """Queue ``operation(cursor)``; return a Future of its result (any thread)."""
+        future = concurrent.futures.Future()
+        with self._wakeup:
+            if self._closing:
+                raise StoreUnavailable("the store is closed")
+            self._queue.append((operation, future))
+            self._wakeup.notify()
+        return future
+
+    def close(self):
+        """Finish queued operations, then stop the thread and close the connection."""
+        with self._wakeup:
+            self._closing = True
+            self._wakeup.notify()
+        self._thread.join(30)
+
+    def _run(self):
+        try:
+            self._connection = self.connect()
+            self._execute_schema()
+        except Exception as exc:
+            self._ready.set_exception(StoreUnavailable("cannot open %s: %s" % (self.url, exc)))
+            return
+        self._ready.set_result(None)
+        queue, wakeup = self._queue, self._wakeup
+        while True:
+            with wakeup:
+                while not queue and not self._closing:
+                    wakeup.wait()
+                if not queue:
+                    break
+                batch = list(queue)  # group commit: everything queued meanwhile
+                queue.clear()
+            self._commit_group(batch)
+        try:
+            self._connection.close()
+        except Exception:
+            pass
+
+    def _commit_group(self, batch):
+        results = []
+        try:
+            cursor = self._connection.cursor()
+            self.begin(cursor)
+            for number, (operation, future) in enumerate(batch):
+                cursor.execute("SAVEPOINT op%d" % number)
+                try:
+                    results.append((future, operation(self, cursor), None))
+                    cursor.execute("RELEASE SAVEPOINT op%d" % number)
+                except Exception as exc:
+                    cursor.execute("ROLLBACK TO SAVEPOINT op%d" % number)
+                    cursor.execute("RELEASE SAVEPOINT op%d" % number)
+                    results.append((future, None, exc))
+            self._connection.commit()
+        except Exception as exc:
+            log.exception("store transaction failed (%d operation(s))", len(batch))
+            try:
+                self._connection.rollback()
+            except Exception:
+                pass
+            self._reconnect()
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(str(exc)))
+            return
+        for future, result, error in results:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def _reconnect(self):
+        try:
+            self._connection.close()
+        except Exception:
+            pass
+        try:
+            self._connection = self.connect()
+        except Exception:
+            log.exception("reconnecting to the store")
+
+    def _execute_schema(self):
+        cursor = self._connection.cursor()
+        for statement in _SCHEMA:
+            cursor.execute(statement)
+        self._connection.commit()
+
+    # -- dialect hooks ----------------------------------------------------------
+
+    def connect(self):
+        raise NotImplementedError
+
+    def begin(self, cursor):
+        pass
+
+    def sql(self, text):
+        return text
+
+    # -- the operations (run on the store thread, inside the group transaction) --
+
+    def op_start(self, cursor, chain, route, version, events, timeout):
+        """Create ``chain`` with its first step (step 0) recorded."""
+        cursor.execute(self.sql(
+            "INSERT INTO webcont_chains (chain, route, version, step, state, deadline, updated)"
+            " VALUES (?, ?, ?, 1, 'live', %s + ?, %s)" % (self.now_sql, self.now_sql)),
+            (chain, route, version, timeout))
+        cursor.execute(self.sql("INSERT INTO webcont_steps (chain, step, events) VALUES (?, 0, ?)"),
+                       (chain, _dumps(events)))
+        return True
+
+    def op_record(self, cursor, chain, step, events, timeout, final=None):
+        """Record step ``step`` if the chain still waits for it (compare-and-set).
+
+        With ``final`` the controller finished: the chain becomes a small
+        tombstone keeping its last page, and its log is deleted.  Returns
+        False if another request or process recorded that step first.
+        """
+        if final is None:
+            cursor.execute(self.sql(
+                "UPDATE webcont_chains SET step = step + 1, deadline = %s + ?, updated = %s"
+                " WHERE chain = ? AND step = ? AND state = 'live'" % (self.now_sql, self.now_sql)),
+                (timeout, chain, step))
+            if cursor.rowcount != 1:
+                return False
+            cursor.execute(self.sql(
+                "INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
+                (chain, step, _dumps(events)))
+            return True
+        cursor.execute(self.sql(
+            "UPDATE webcont_chains SET step = step + 1, state = 'done', deadline = NULL,"
+            " final = ?, updated = %s WHERE chain = ? AND step = ? AND state = 'live'"
+            % self.now_sql), (final, chain, step))
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
+        return True
+
+    def op_load(self, cursor, chain):
+        """The chain and all its steps in one query, or None."""
+        cursor.execute(self.sql(
+            "SELECT c.route, c.version, c.step, c.state, c.final, s.events"
+            " FROM webcont_chains c LEFT JOIN webcont_steps s ON s.chain = c.chain"
+            " WHERE c.chain = ? ORDER BY s.step"), (chain,))
+        rows = cursor.fetchall()
+        if not rows:
+            return None
+        route, version, step, state, final, _ = rows[0]
+        steps = [json.loads(row[5]) for row in rows if row[5] is not None]
+        return ChainRecord(chain, route, version, step, state, final, steps)
+
+    def op_due(self, cursor, limit):
+        """Up to ``limit`` live chains past their deadline, oldest first (index scan)."""
+        cursor.execute(self.sql(
+            "SELECT chain FROM webcont_chains WHERE state = 'live' AND deadline < %s"
+            " ORDER BY deadline LIMIT ?" % self.now_sql), (limit,))
+        return [row[0] for row in cursor.fetchall()]
+
+    def op_end(self, cursor, chain, state, step=None):
+        """Mark a live chain ``expired`` or ``broken`` and delete its log.
+
+        With ``step``, only if the chain is still at that step.
+        """
+        condition = "" if step is None else " AND step = %d" % int(step)
+        cursor.execute(self.sql(
+            "UPDATE webcont_chains SET state = ?, deadline = NULL, updated = %s"
+            " WHERE chain = ? AND state = 'live'%s" % (self.now_sql, condition)),
+            (state, chain))
+        ended = cursor.rowcount == 1
+        if ended:
+            cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
+        return ended
+
+    def op_purge(self, cursor, older_than):
+        """Forget tombstones not touched for ``older_than`` seconds."""
+        cursor.execute(self.sql(
+            "DELETE FROM webcont_chains WHERE state <> 'live' AND updated < %s - ?"
+            % self.now_sql), (older_than,))
+        return cursor.rowcount
+
+    def op_secret(self, cursor, candidate):
+        """The id secret kept in the store, created as ``candidate`` if there is none."""
+        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES ('secret', ?)"
+                                " ON CONFLICT (name) DO NOTHING"), (candidate,))
+        cursor.execute("SELECT value FROM webcont_meta WHERE name = 'secret'")
+        return cursor.fetchone()[0]
+
+    def op_ping(self, cursor):
+        cursor.execute("SELECT 1")
+        return cursor.fetchone()[0] == 1
+
+    def op_size(self, cursor):
+        """(chains, steps, bytes of step events): for benchmarks and tests."""
+        cursor.execute("SELECT COUNT(*) FROM webcont_chains")
+        chains = cursor.fetchone()[0]
+        cursor.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(events)), 0) FROM webcont_steps")
+        steps, size = cursor.fetchone()
+        return chains, steps, size
+
+
+def _dumps(events):
+    return json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteLogStore(LogStore):
+    """SQLite in WAL mode; ``?synchronous=full`` for power-loss durability."""
+
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def __init__(self, url, path, synchronous="NORMAL"):
+        self.path = path
+        self.synchronous = synchronous
+        super().__init__(url)
+
+    def connect(self):
+        import sqlite3
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=%s" % self.synchronous)
+        return _AutoBegin(connection)
+
+    def begin(self, cursor):
+        cursor.execute("BEGIN IMMEDIATE")
+
+
+class _AutoBegin:
+    """An SQLite connection in autocommit mode whose commit/rollback are explicit."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def cursor(self):
+        return self.connection.cursor()
+
+    def commit(self):
+        if self.connection.in_transaction:
+            self.connection.execute("COMMIT")
+
+    def rollback(self):
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+
+    def close(self):
+        self.connection.close()
+
+
+class PostgresLogStore(LogStore):
+    """PostgreSQL through psycopg 3 (the ``[postgres]`` extra)."""
+
+    now_sql = "extract(epoch from clock_timestamp())::double precision"
+
+    def connect(self):
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreUnavailable("postgresql:// stores need psycopg 3:"
+                                   " pip install 'stackless-compat[postgres]'") from None
+        return psycopg.connect(self.url)
+
+    def sql(self, text):
+        return text.replace("?", "%s")
+
+
+def open_store(url):
+    """Open the log store named by ``url``.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
+    ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):].split("?")[0]
+        if not path:
+            raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
+        options = urllib.parse.parse_qs(parts.query)
+        synchronous = options.get("synchronous", ["normal"])[0].upper()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be normal or full, not %r" % synchronous)
+        return SqliteLogStore(url, path, synchronous)
+    if parts.scheme in ("postgresql", "postgres"):
+        return PostgresLogStore(url)
+    raise ValueError("unsupported store URL %r: use sqlite:///path or postgresql://..." % url)
