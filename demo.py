@@ -1,10 +1,16 @@
 """Serve webcont's demos: guess-the-number at /, a sign-up wizard at /wizard.
 
     python demo.py [--host H] [--port P] [--threads N] [--timeout S]
+                   [--store URL [--secret-file PATH]]
+
+With ``--store`` (``sqlite:///games.db`` or ``postgresql://...``) the games
+are durable: they survive a restart of the server.
 """
 
 import argparse
 import logging
+import os
+import secrets
 import sys
 
 import webcont
@@ -19,6 +25,10 @@ def main(argv=None):
                         help="waitress worker threads (1: the worker is the hub itself)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds a game waits for the next guess (300)")
+    parser.add_argument("--store", help="keep games durable in this store:"
+                        " sqlite:///games.db or postgresql://user@host/db")
+    parser.add_argument("--secret-file", default="webcont-secret.txt",
+                        help="file holding the id secret for --store (created if missing)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
@@ -27,7 +37,18 @@ def main(argv=None):
     if not args.timeout > 0:
         parser.error("--timeout must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = demo_app(continuation_timeout=args.timeout)
+    options = {"continuation_timeout": args.timeout}
+    if args.store:
+        try:
+            options.update(durable=True, store=args.store, secret=read_secret(args.secret_file))
+        except OSError as exc:
+            print("demo: cannot use the secret file %s: %s" % (args.secret_file, exc),
+                  file=sys.stderr)
+            return 2
+    try:
+        app = demo_app(**options)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     def announce(url):
         print("webcont demo: open %s in your browser (Ctrl-C to stop)" % url, flush=True)
@@ -37,6 +58,22 @@ def main(argv=None):
         print("demo: cannot listen on %s:%d: %s" % (args.host, args.port, exc), file=sys.stderr)
         return 2
     return 0
+
+
+def read_secret(path):
+    """The id secret in ``path``; a new random one is written there (mode 600) if absent."""
+    try:
+        with open(path) as file:
+            secret = file.read().strip()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_hex(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    return secret
 
 
 if __name__ == "__main__":

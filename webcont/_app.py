@@ -196,6 +196,7 @@ class SessionlessApp:
     max_fields = APP_OPTIONS["max_fields"][1]
     tombstone_timeout = APP_OPTIONS["tombstone_timeout"][1]
     max_replay_bytes = APP_OPTIONS["max_replay_bytes"][1]
+    sweep_interval = APP_OPTIONS["sweep_interval"][1]
     response_headers = SECURITY_HEADERS
 
     def __init__(self, routes=None, store=None, secret=None, **options):
@@ -238,6 +239,11 @@ class SessionlessApp:
         else:
             self.durable_routes.pop(path, None)
         return None
+
+    def close(self):
+        """Release the durable store, after its queued writes are committed."""
+        if self._chains is not None:
+            self._chains.store.close()
 
     def _durable(self):
         """The durable chains, opening the store on first use (hub)."""

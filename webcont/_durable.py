@@ -32,11 +32,13 @@ import os
 import secrets
 import sys
 import time
+import uuid
 from collections import OrderedDict
 
 import stackless_compat as stackless
 
 from ._app import CONTINUATION_PARAMETER, TimeoutException
+from . import _recorder
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
 
 log = logging.getLogger(__name__)
@@ -112,29 +114,31 @@ class DurableRequest:
         self.parameters, self.environ = self._chain.suspend(data)
 
     def randint(self, a, b):
+        """``random.randint(a, b)``, recorded."""
         return self._chain.recorder.draw("randint", "%d,%d" % (a, b),
-                                         lambda: random_module.randint(a, b))
+                                         lambda: _recorder.generator.randint(a, b))
 
     def random(self):
-        return self._chain.recorder.draw("random", "", random_module.random)
+        """``random.random()``, recorded."""
+        return self._chain.recorder.draw("random", "", _recorder.generator.random)
 
     def choice(self, seq):
+        """``random.choice(seq)``, recorded (as the index)."""
         index = self._chain.recorder.draw("choice", str(len(seq)),
-                                          lambda: secrets.randbelow(len(seq)))
+                                          lambda: _recorder.generator.randrange(len(seq)))
         return seq[index]
 
     def now(self):
-        return self._chain.recorder.draw("now", "", time.time)
+        """``time.time()``, recorded."""
+        return self._chain.recorder.draw("now", "", _recorder.clock)
 
     def uuid4(self):
-        import uuid
+        """``uuid.uuid4()``, recorded."""
         return uuid.UUID(self._chain.recorder.draw("uuid4", "", new_uuid4))
 
     def patched(self, name):
+        """True for chains begun by code that has the patch ``name`` (see ``_recorder``)."""
         return self._chain.recorder.patched(name)
-
-
-import random as random_module  # noqa: E402  (after the class: its methods use it)
 
 
 class Chain:
@@ -304,6 +308,7 @@ class DurableChains:
         self._advanced(chain, events, page)
         self._keep(chain)
         self._schedule_sweep()
+        self._check_replay(chain.id, 1, page)
         return "200 OK", page
 
     def resume_id(self, text, parameters, environ):
@@ -357,6 +362,7 @@ class DurableChains:
                 self.live.pop(chain.id, None)
                 return "200 OK", page
             self._advanced(chain, events, page)
+            self._check_replay(chain.id, chain.step, page)
             return "200 OK", page
         finally:
             chain.busy = False
@@ -400,6 +406,26 @@ class DurableChains:
         chain.last_page = page
         self._keep(chain)
         return chain
+
+    def _check_replay(self, chain_id, step, page):
+        """Under ``webcont.testing.replay_check``: replay the chain from the store
+        into a scratch copy and compare the page it renders with ``page``."""
+        failures = getattr(self.app, "replay_failures", None)
+        if failures is None:
+            return
+        try:
+            record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
+            controller, version = self.app.durable_routes[record.route]
+            scratch = Chain(self, chain_id, record.route, controller, version)
+            kind, replayed, _ = scratch.start(record.steps[0][0], None, replay_steps=record.steps)
+            scratch.unload()
+        except Exception as exc:
+            failures.append((chain_id, step, "replay failed: %r" % (exc,)))
+            return
+        if kind != "ready":
+            failures.append((chain_id, step, "replay ended with %s: %s" % (kind, replayed)))
+        elif replayed != page:
+            failures.append((chain_id, step, "the replayed page differs from the served one"))
 
     # -- memory and expiry ----------------------------------------------------------
 
@@ -505,6 +531,8 @@ def open_chains(app):
     if not secret:
         secret = store.submit(lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))).result(30)
         log.info("no secret= given: using the id secret kept in the store")
-    chains = DurableChains(app, store, IdSigner(secret), app.max_continuations)
+    chains = DurableChains(app, store, IdSigner(secret), app.max_continuations,
+                           sweep_interval=app.sweep_interval,
+                           tombstone_ttl=app.tombstone_timeout)
     log.info("durable games kept in %s", url.split("@")[-1])
     return chains

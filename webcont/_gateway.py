@@ -78,6 +78,15 @@ class _GatewayBase:
         environ["CONTENT_LENGTH"] = str(len(body))
         return Job(environ)
 
+    def _close_app(self):
+        """Let the app release what it holds (a durable store flushes its writes)."""
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("closing the application")
+
     @staticmethod
     def _answer(job, start_response):
         start_response(job.status, job.headers)
@@ -131,6 +140,7 @@ class Gateway(_GatewayBase):
         """
         self.hub.stop(timeout)
         self.watch.close()
+        self._close_app()
         return self.hub.stopped
 
 
@@ -187,6 +197,7 @@ class InlineGateway(_GatewayBase):
         done.wait(timeout)
         hub.close()
         self.watch.close()
+        self._close_app()
         return hub.stopped
 
 

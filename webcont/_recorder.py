@@ -109,6 +109,11 @@ def _recording(kind, original, encode=None, decode=None):
 
 _randbelow = random.Random()._randbelow  # an unpatched source for choice's index
 
+#: unpatched sources for ``req.randint`` & co: drawing through the patched
+#: module functions would record every value twice
+generator = random.Random()
+clock = time.time
+
 
 def _choice_patch(original):
     def choice(seq):

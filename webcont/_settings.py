@@ -37,6 +37,8 @@ APP_OPTIONS = {
     "max_replay_bytes": (positive_int, 16 << 20,
                          "bytes of answered pages kept so that a form submitted twice gets"
                          " the same page again; beyond it the oldest are forgotten (then 409)"),
+    "sweep_interval": (positive_number, 5.0,
+                       "seconds between passes expiring durable games past their deadline"),
 }
 
 #: gateway() / serve() options

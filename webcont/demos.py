@@ -94,6 +94,13 @@ def sign_up(req):
             % (escape(name), escape(email)))
 
 
-def demo_app(**options):
-    """The demo site: the game at ``/`` and the wizard at ``/wizard``."""
-    return SessionlessApp({"/": guess_the_number, "/wizard": sign_up}, **options)
+def demo_app(durable=False, **options):
+    """The demo site: the game at ``/`` and the wizard at ``/wizard``.
+
+    With ``durable=True`` both keep their games in the store (``store=``,
+    ``secret=`` options): they survive restarts.
+    """
+    app = SessionlessApp(**options)
+    app.route("/", guess_the_number, durable=durable)
+    app.route("/wizard", sign_up, durable=durable)
+    return app

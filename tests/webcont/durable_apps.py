@@ -1,0 +1,94 @@
+"""Durable apps the durable tests serve (in-process and as real servers)."""
+
+import random
+
+from webcont import SessionlessApp, TimeoutException
+from webcont._pages import escape
+
+from tests import seed_app
+
+_cleanups = []
+
+
+def seed_game(store, secret="s" * 32, **options):
+    """The seed's guess_the_number, unedited, as a durable route."""
+    app = SessionlessApp(store=store, secret=secret, **options)
+    app.route("/", seed_app.guess_the_number, durable=True)
+    return app
+
+
+def adder(req):
+    """Adds the numbers it is sent; draws a bonus with req.randint each step."""
+    total, moves = 0, 0
+    try:
+        while True:
+            bonus = req.randint(0, 9)
+            req.continue_('<p id="state">total=%d moves=%d bonus=%d</p>'
+                          '<form><input type="hidden" name="__wc" value="%s"></form>'
+                          % (total, moves, bonus, escape(req.continuation_id)))
+            total += int(req.parameters.get("n", ["0"])[0]) + bonus
+            moves += 1
+            if moves >= 1000:
+                return "done"
+    except TimeoutException:
+        _cleanups.append("timeout")
+        raise
+
+
+def adder_app(store, secret="s" * 32, version="1", **options):
+    app = SessionlessApp(store=store, secret=secret, **options)
+    app.route("/", adder, durable=True, version=version)
+    return app
+
+
+def adder_same_events(req):
+    """Version 2 of adder: different text, the same events: old games go on."""
+    total, moves = 0, 0
+    while True:
+        bonus = req.randint(0, 9)
+        req.continue_('<p id="state">total=%d moves=%d bonus=%d (v2)</p>'
+                      '<form><input type="hidden" name="__wc" value="%s"></form>'
+                      % (total, moves, bonus, escape(req.continuation_id)))
+        total += int(req.parameters.get("n", ["0"])[0]) + bonus
+        moves += 1
+
+
+def adder_other_events(req):
+    """Version 3: draws twice per step: old games cannot be replayed."""
+    total, moves = 0, 0
+    while True:
+        bonus = req.randint(0, 9) + req.randint(0, 9)
+        req.continue_('<p id="state">total=%d moves=%d bonus=%d (v3)</p>'
+                      '<form><input type="hidden" name="__wc" value="%s"></form>'
+                      % (total, moves, bonus, escape(req.continuation_id)))
+        total += int(req.parameters.get("n", ["0"])[0]) + bonus
+        moves += 1
+
+
+def adder_patched(req):
+    """Version 4: a deliberate branch with req.patched, so old games go on."""
+    total, moves = 0, 0
+    while True:
+        bonus = req.randint(0, 9)
+        if req.patched("double-bonus"):
+            bonus *= 2
+        req.continue_('<p id="state">total=%d moves=%d bonus=%d (v4)</p>'
+                      '<form><input type="hidden" name="__wc" value="%s"></form>'
+                      % (total, moves, bonus, escape(req.continuation_id)))
+        total += int(req.parameters.get("n", ["0"])[0]) + bonus
+        moves += 1
+
+
+_unrecorded_random = random.Random().random
+
+
+def sneaky(req):
+    """Draws randomness behind webcont's back: replay_check must catch it."""
+    while True:
+        req.continue_('<p>%f</p><form><input type="hidden" name="__wc" value="%s"></form>'
+                      % (_unrecorded_random(), escape(req.continuation_id)))
+
+
+def seed_server_app(store, secret="s" * 32, continuation_timeout=300):
+    """For tests.webcont.serve_app: the durable seed game."""
+    return seed_game(store, secret, continuation_timeout=float(continuation_timeout))

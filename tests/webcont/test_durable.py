@@ -1,0 +1,265 @@
+"""Durable continuations: games survive restarts by replaying their event log.
+
+Every test runs against SQLite and against a real PostgreSQL server started
+from Debian's packages (skipped, saying why, where it cannot be started).
+"""
+
+import io
+import re
+import secrets
+import signal
+import time
+
+import pytest
+
+import webcont
+from webcont.testing import replay_check
+
+from tests import postgres_server
+from . import durable_apps
+from .support import Client, ServerProcess, continuation_id
+
+ID = re.compile(r'name="__wc" value="([^"]+)"')
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    reason = postgres_server.unavailable_reason()
+    if reason:
+        pytest.skip("PostgreSQL backend not tested: " + reason)
+    server = postgres_server.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return "sqlite:///%s" % (tmp_path / "games.db")
+    server = request.getfixturevalue("postgres")
+    import psycopg
+    name = "t_" + secrets.token_hex(6)
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE %s" % name)
+    return server.url.rsplit("/", 1)[0] + "/" + name
+
+
+class InProcess:
+    """A durable app behind webcont.gateway(), restartable on the same store."""
+
+    def __init__(self, factory, *args, **kwargs):
+        self.factory, self.args, self.kwargs = factory, args, kwargs
+        self.app = self.gateway = None
+        self.start()
+
+    def start(self):
+        self.app = self.factory(*self.args, **self.kwargs)
+        self.gateway = webcont.gateway(self.app)
+
+    def restart(self):
+        self.gateway.close()
+        self.start()
+
+    def get(self, query=""):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": query,
+                   "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")}
+        status = []
+        body = b"".join(self.gateway(environ, lambda s, h, e=None: status.append(s)))
+        return int(status[0][:3]), body.decode()
+
+    def step(self, cid, **params):
+        query = "__wc=%s" % cid + "".join("&%s=%s" % item for item in params.items())
+        return self.get(query)
+
+    def close(self):
+        self.gateway.close()
+
+
+@pytest.fixture
+def served():
+    made = []
+
+    def serve(factory, *args, **kwargs):
+        made.append(InProcess(factory, *args, **kwargs))
+        return made[-1]
+    yield serve
+    for server in made:
+        server.close()
+
+
+def state(page):
+    return dict(re.findall(r"(\w+)=(\d+)", re.search(r'id="state">([^<]*)', page).group(1)))
+
+
+def test_the_unedited_seed_game_continues_after_a_restart_with_the_same_number(served, store_url):
+    game = served(durable_apps.seed_game, store_url)
+    _, page = game.get()
+    low, high, tries, pages = 1, 100, 0, []
+    for _ in range(3):  # half a game
+        guess = (low + high) // 2
+        status, page = game.step(ID.search(page).group(1), guess=guess)
+        tries += 1
+        assert status == 200
+        if "to low" in page:
+            low = guess + 1
+        elif "to high" in page:
+            high = guess - 1
+        else:
+            pytest.skip("won by luck in %d tries" % tries)
+    game.restart()
+    while True:
+        guess = (low + high) // 2
+        status, page = game.step(ID.search(page).group(1), guess=guess)
+        tries += 1
+        assert status == 200, page
+        if "to low" in page:
+            low = guess + 1
+        elif "to high" in page:
+            high = guess - 1
+        else:
+            break
+    assert "Yay - %d is the right number, you made it in %d guesses" % (guess, tries) in page
+    assert game.app._chains.replays == 1
+
+
+def test_a_duplicate_gets_the_same_page_and_another_answer_a_409_with_a_way_on(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    _, page = game.get()
+    first = ID.search(page).group(1)
+    status, one = game.step(first, n=5)
+    assert status == 200
+    assert game.step(first, n=5) == (200, one)      # same input: same page, no second move
+    status, other = game.step(first, n=7)
+    assert status == 409 and "already answered" in other
+    link = re.search(r'href="([^"]+)"', other).group(1).replace("&amp;", "&")
+    assert game.get(link.split("?", 1)[1]) == (200, one)  # "continue where you left off"
+    assert state(one)["moves"] == "1"
+    game.restart()  # and the same holds after a restart
+    assert game.step(first, n=5) == (200, one)
+    assert game.step(first, n=7)[0] == 409
+
+
+def test_forged_and_tampered_ids_get_404(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    chain, step, mac = cid.split(".")
+    for forged in ("%s.%s.%s" % (chain, int(step) + 1, mac),
+                   "%s.%s.%s" % (chain[:-1] + ("A" if chain[-1] != "A" else "B"), step, mac),
+                   "%s.%s.%s" % (chain, step, mac[:-2] + "xx"),
+                   "nonsense.1.abc", "a.b.c.d"):
+        assert game.step(forged, n=1)[0] == 404, forged
+    assert game.step(cid, n=1)[0] == 200
+
+
+def test_a_code_change_keeping_the_events_continues_old_games(served, store_url):
+    game = served(durable_apps.adder_app, store_url, version="1")
+    _, page = game.get()
+    _, page = game.step(ID.search(page).group(1), n=3)
+    game.close()
+    game = served(durable_apps.adder_app, store_url, version="2")
+    game.app.route("/", durable_apps.adder_same_events, durable=True, version="2")
+    status, page = game.step(ID.search(page).group(1), n=4)
+    assert status == 200 and "(v2)" in page and state(page)["moves"] == "2"
+
+
+def test_a_code_change_altering_the_events_gives_410_after_one_replay(served, store_url):
+    game = served(durable_apps.adder_app, store_url, version="1")
+    _, page = game.get()
+    _, page = game.step(ID.search(page).group(1), n=3)
+    game.close()
+    game = served(durable_apps.adder_app, store_url, version="3")
+    game.app.route("/", durable_apps.adder_other_events, durable=True, version="3")
+    cid = ID.search(page).group(1)
+    status, gone = game.step(cid, n=4)
+    assert status == 410 and "older version" in gone
+    assert game.step(cid, n=4)[0] == 410  # marked broken: no second replay
+    assert game.app._chains.replays == 1
+    assert game.get()[0] == 200  # new games run on the new version
+
+
+def test_patched_lets_new_code_branch_without_breaking_old_games(served, store_url):
+    game = served(durable_apps.adder_app, store_url, version="1")
+    _, old_page = game.get()
+    game.close()
+    game = served(durable_apps.adder_app, store_url, version="4")
+    game.app.route("/", durable_apps.adder_patched, durable=True, version="4")
+    status, page = game.step(ID.search(old_page).group(1), n=1)
+    assert status == 200 and "(v4)" in page  # the old chain replays: patched() was False
+    _, fresh = game.get()
+    assert int(state(fresh)["bonus"]) % 2 == 0  # a new chain takes the patched branch
+
+
+def test_expired_games_run_their_cleanup_once_and_answer_410(served, store_url):
+    durable_apps._cleanups.clear()
+    game = served(durable_apps.adder_app, store_url, continuation_timeout=0.3,
+                  sweep_interval=0.2)
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    deadline = time.monotonic() + 10
+    while not durable_apps._cleanups and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert durable_apps._cleanups == ["timeout"]
+    status, gone = game.step(cid, n=1)
+    assert status == 410 and "expired" in gone
+    chains, steps, _ = game.app._chains.store.submit(
+        lambda store, cursor: store.op_size(cursor)).result(10)
+    assert steps == 0  # the log went with the expiry
+
+
+def test_replay_check_accepts_deterministic_controllers_and_catches_others(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    with replay_check(game.app):
+        _, page = game.get()
+        for number in range(3):
+            _, page = game.step(ID.search(page).group(1), n=number)
+    sneaky = served(durable_apps.adder_app, store_url)
+    sneaky.app.route("/", durable_apps.sneaky, durable=True)
+    with pytest.raises(AssertionError, match="different page"):
+        with replay_check(sneaky.app):
+            _, page = sneaky.get()
+            sneaky.step(ID.search(page).group(1))
+
+
+def test_the_in_memory_cap_unloads_games_which_come_back_by_replay(served, store_url):
+    game = served(durable_apps.adder_app, store_url, max_continuations=3)
+    pages = [game.get()[1] for _ in range(6)]
+    assert len(game.app._chains.live) == 3
+    for page in pages:
+        status, after = game.step(ID.search(page).group(1), n=2)
+        assert status == 200 and state(after)["moves"] == "1"
+    assert game.app._chains.replays >= 3
+
+
+def test_a_killed_server_resumes_its_games_in_a_new_process(store_url):
+    factory = "tests.webcont.durable_apps:seed_server_app"
+    with ServerProcess(factory, store=store_url) as server:
+        client = Client(server.port)
+        _, _, page = client.get("/")
+        low, high, tries = 1, 100, 0
+        for _ in range(2):
+            guess = (low + high) // 2
+            _, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+            tries += 1
+            if "to low" in page:
+                low = guess + 1
+            elif "to high" in page:
+                high = guess - 1
+            else:
+                pytest.skip("won by luck")
+        server.process.send_signal(signal.SIGKILL)  # kill -9: no graceful anything
+        server.process.wait(10)
+    with ServerProcess(factory, store=store_url) as server:
+        client = Client(server.port)
+        while True:
+            guess = (low + high) // 2
+            status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+            tries += 1
+            assert status == 200, page
+            if "to low" in page:
+                low = guess + 1
+            elif "to high" in page:
+                high = guess - 1
+            else:
+                break
+        assert "Yay - %d is the right number, you made it in %d guesses" % (guess, tries) in page
