@@ -263,3 +263,22 @@ def test_a_killed_server_resumes_its_games_in_a_new_process(store_url):
             else:
                 break
         assert "Yay - %d is the right number, you made it in %d guesses" % (guess, tries) in page
+
+
+def test_ten_thousand_suspended_games_survive_a_restart_and_cost_nothing_at_start(store_url):
+    from webcont._store import open_store
+    store = open_store(store_url)
+    events = [{}, [["random.randint", "1,100", 42]]]
+    # the log as 10,000 started seed games would leave it, written in one group
+    futures = [store.submit(lambda s, cursor, n=n: s.op_start(
+        cursor, "chain%05d" % n, "/", "v", events, 3600)) for n in range(10_000)]
+    assert all(future.result(60) for future in futures)
+    chains, steps, _ = store.submit(lambda s, cursor: s.op_size(cursor)).result(10)
+    assert (chains, steps) == (10_000, 10_000)
+    store.close()
+    factory = "tests.webcont.durable_apps:seed_server_app"
+    with ServerProcess(factory, store=store_url) as server:
+        started = time.monotonic()
+        status, _, page = Client(server.port).get("/")
+        assert status == 200 and "guessed 0 times" in page
+        assert time.monotonic() - started < 0.5  # nothing was replayed up front
