@@ -1,10 +1,13 @@
 """Serve webcont's demos: guess-the-number at /, a sign-up wizard at /wizard.
 
     python demo.py [--host H] [--port P] [--threads N] [--timeout S]
-                   [--store URL [--secret-file PATH]]
+                   [--store URL [--secret-file PATH] [--node NAME]]
 
 With ``--store`` (``sqlite:///games.db`` or ``postgresql://...``) the games
-are durable: they survive a restart of the server.
+are durable: they survive a restart of the server.  With ``--node`` this
+process is one node of a cluster behind nginx (``python -m webcont
+nginx-config``; see docs/deploy.md): all nodes share the store and the
+secret file.
 """
 
 import argparse
@@ -29,6 +32,7 @@ def main(argv=None):
                         " sqlite:///games.db or postgresql://user@host/db")
     parser.add_argument("--secret-file", default="webcont-secret.txt",
                         help="file holding the id secret for --store (created if missing)")
+    parser.add_argument("--node", help="this node's name in a cluster (e.g. n0; needs --store)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
@@ -36,11 +40,14 @@ def main(argv=None):
         parser.error("--threads must be at least 1")
     if not args.timeout > 0:
         parser.error("--timeout must be positive")
+    if args.node and not args.store:
+        parser.error("--node needs --store: the nodes of a cluster share their games' store")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = {"continuation_timeout": args.timeout}
     if args.store:
         try:
-            options.update(durable=True, store=args.store, secret=read_secret(args.secret_file))
+            options.update(durable=True, store=args.store, secret=read_secret(args.secret_file),
+                           node=args.node)
         except OSError as exc:
             print("demo: cannot use the secret file %s: %s" % (args.secret_file, exc),
                   file=sys.stderr)

@@ -14,6 +14,8 @@ raises gets a 500 page instead of a hanging request.
 """
 
 import logging
+import os
+import re
 from urllib.parse import parse_qs
 
 import stackless_compat as stackless
@@ -199,9 +201,16 @@ class SessionlessApp:
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
     response_headers = SECURITY_HEADERS
 
-    def __init__(self, routes=None, store=None, secret=None, **options):
+    def __init__(self, routes=None, store=None, secret=None, node=None, **options):
         self.store_url = store
         self.secret = secret
+        self.node = node or os.environ.get("WEBCONT_NODE") or None
+        if self.node is not None:
+            if not re.fullmatch(r"[a-z0-9]{1,16}", self.node):
+                raise ValueError("node names are 1 to 16 lowercase letters or digits: %r"
+                                 % (self.node,))
+            # says which process answered (behind a load balancer, for logs and tests)
+            self.response_headers = list(self.response_headers) + [("X-Webcont-Node", self.node)]
         self.durable_routes = {}  # path -> (controller, code version)
         self._chains = None       # DurableChains, opened on first use
         defaults = {name: getattr(self, name) for name in APP_OPTIONS}
@@ -318,6 +327,8 @@ class SessionlessApp:
             log_refused(log, environ, status[:3], message)
             return self._respond(start_response, status, error_page(status, message))
         path = environ.get("PATH_INFO", "/") or "/"
+        if path == "/healthz" and "/healthz" not in self.routes:
+            return self._health(start_response)
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
                 return self._durable_reply(self._durable().resume_id(
@@ -391,6 +402,19 @@ class SessionlessApp:
             log_refused(log, environ, status[:3],
                         "continuation %r... is %s" % (id[:6], tombstone.state))
         return self._respond(start_response, status, error_page(status, message))
+
+    def _health(self, start_response):
+        """``GET /healthz``: 200 while this node can reach its store (if it has one)."""
+        if self.durable_routes:
+            healthy, detail = self._durable().health()
+        else:
+            healthy, detail = True, "in-memory"
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        body = ("%s %s node=%s\n" % ("ok" if healthy else "unhealthy", detail,
+                                     self.node or "-")).encode()
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(body)))] + list(self.response_headers))
+        return [body]
 
     def _durable_reply(self, reply, path, environ, start_response):
         """Render what ``DurableChains`` answered: ``(status, page or message)``."""

@@ -287,13 +287,27 @@ class DurableChains:
 
     # -- requests ---------------------------------------------------------------
 
+    def _new_chain_id(self):
+        """128 random bits, after this node's name: ``n0-...`` (a load balancer
+        routes on that prefix; it is covered by the id's HMAC)."""
+        token = secrets.token_urlsafe(16)
+        return "%s-%s" % (self.app.node, token) if self.app.node else token
+
+    def health(self):
+        """``(reachable, detail)`` of the store, asked through the writer thread."""
+        try:
+            _await(self.store.submit(lambda store, cursor: store.op_ping(cursor)))
+        except Exception as exc:
+            return False, "store unreachable: %s" % (exc,)
+        return True, "store ok, %d game(s) in memory" % len(self.live)
+
     def start(self, route, parameters, environ):
         """A new chain for ``route``: run it to its first page and record step 0.
 
         Returns ``(status, page or message)``.
         """
         controller, version = self.app.durable_routes[route]
-        chain = Chain(self, secrets.token_urlsafe(16), route, controller, version)
+        chain = Chain(self, self._new_chain_id(), route, controller, version)
         kind, page, events = chain.start(parameters, environ)
         if kind == "final":
             return "200 OK", page  # answered at once: nothing to remember
@@ -467,11 +481,29 @@ class DurableChains:
             due = _await(self.store.submit(lambda store, cursor: store.op_due(cursor, 100)))
             for chain_id in due:
                 self.expire(chain_id)
+            self._unload_stale()
             _await(self.store.submit(
                 lambda store, cursor: store.op_purge(cursor, self.tombstone_ttl)))
         except Exception:
             log.exception("sweeping expired durable chains")
         self._schedule_sweep()
+
+    def _unload_stale(self):
+        """Unload chains another process has moved on (after a failover and back).
+
+        Only nodes of a cluster (``node=`` set) share chains with others.
+        """
+        if self.app.node is None:
+            return
+        idle = [chain for chain in self.live.values() if not chain.busy]
+        if not idle:
+            return
+        steps = _await(self.store.submit(lambda store, cursor: store.op_steps(
+            cursor, [chain.id for chain in idle])))
+        for chain in idle:
+            if steps.get(chain.id, -1) != chain.step and self.live.get(chain.id) is chain:
+                log.info("chain %s moved on elsewhere: unloading the stale copy", chain.id[:6])
+                self._drop(chain)
 
     def expire(self, chain_id):
         """Expire one chain: load it if needed, mark it expired in the store (its log

@@ -271,6 +271,17 @@ class LogStore:
             % self.now_sql), (older_than,))
         return cursor.rowcount
 
+    def op_steps(self, cursor, chains):
+        """``{chain: step}`` of the live chains among ``chains``."""
+        result = {}
+        for start in range(0, len(chains), 500):
+            part = chains[start:start + 500]
+            cursor.execute(self.sql(
+                "SELECT chain, step FROM webcont_chains WHERE state = 'live' AND chain IN (%s)"
+                % ", ".join("?" * len(part))), part)
+            result.update(cursor.fetchall())
+        return result
+
     def op_secret(self, cursor, candidate):
         """The id secret kept in the store, created as ``candidate`` if there is none."""
         cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES ('secret', ?)"

@@ -92,3 +92,27 @@ def sneaky(req):
 def seed_server_app(store, secret="s" * 32, continuation_timeout=300):
     """For tests.webcont.serve_app: the durable seed game."""
     return seed_game(store, secret, continuation_timeout=float(continuation_timeout))
+
+
+def revealing_game(req):
+    """The guess game, with its secret in an HTML comment (for cluster tests only)."""
+    secret = random.randint(1, 100)
+    tries, message = 0, "Guess a number between 1 and 100"
+    while True:
+        req.continue_('<!-- secret=%d --><p id="message">%s</p><p>tries=%d</p>'
+                      '<form action="/"><input type="hidden" name="__wc" value="%s">'
+                      '<input name="guess"></form>'
+                      % (secret, message, tries, escape(req.continuation_id)))
+        guess = int(req.parameters["guess"][0])
+        tries += 1
+        if guess == secret:
+            return '<!-- secret=%d --><p id="message">Yay %d in %d</p>' % (secret, guess, tries)
+        message = "too low" if guess < secret else "too high"
+
+
+def cluster_node(store, node, secret="c" * 32, sweep_interval=0.5):
+    """One node of a test cluster: the revealing game, durable on a shared store."""
+    app = SessionlessApp(store=store, secret=secret, node=node,
+                         sweep_interval=float(sweep_interval))
+    app.route("/", revealing_game, durable=True)
+    return app

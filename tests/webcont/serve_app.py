@@ -16,6 +16,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("factory")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--serve", action="append", default=[],
                         help="NAME=VALUE options for webcont.serve")
@@ -26,7 +27,7 @@ def main():
     factory = getattr(importlib.import_module(module_name), attribute)
     app = factory(**_options(args.set))
     import webcont
-    webcont.serve(app, host="127.0.0.1", port=0, threads=args.threads,
+    webcont.serve(app, host="127.0.0.1", port=args.port, threads=args.threads,
                   ready=lambda url: print(url, flush=True), **_options(args.serve))
     print("exited cleanly", flush=True)
 

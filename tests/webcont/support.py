@@ -25,9 +25,9 @@ class ServerProcess:
     logged so far.
     """
 
-    def __init__(self, factory, threads=1, serve_options=None, **app_options):
+    def __init__(self, factory, threads=1, serve_options=None, port=0, **app_options):
         self.args = [sys.executable, "-m", "tests.webcont.serve_app", factory,
-                     "--threads", str(threads)]
+                     "--threads", str(threads), "--port", str(port)]
         self.args += ["--set=%s=%s" % item for item in app_options.items()]
         self.args += ["--serve=%s=%s" % item for item in (serve_options or {}).items()]
         self.process = None

@@ -1,0 +1,168 @@
+"""Several webcont nodes behind REAL nginx, on one shared store, with failover.
+
+Marked ``cluster`` (run alone with ``pytest -m cluster``).  Starts three
+nodes and Debian's nginx on loopback ports in a temporary prefix, plays 50
+interleaved games, kills one node with SIGKILL mid-game, finishes every game
+on the others, restarts it and checks its games come home.  A second variant
+does the same on a real PostgreSQL server.  Every process started is stopped.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests import postgres_server
+from webcont._nginx import nginx_config
+
+from .support import Client, ServerProcess, continuation_id
+
+pytestmark = pytest.mark.cluster
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+FACTORY = "tests.webcont.durable_apps:cluster_node"
+NODES = ["n0", "n1", "n2"]
+
+
+class Nginx:
+    """nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;' on a free loopback port."""
+
+    def __init__(self, nodes):
+        self.prefix = tempfile.mkdtemp(prefix="webcont-nginx-")
+        self.port = postgres_server.free_port()
+        config = nginx_config("127.0.0.1:%d" % self.port, nodes, fail_timeout=1, full=True)
+        if os.geteuid() == 0:
+            config = "user root;\n" + config  # workers must reach the private prefix
+        with open(os.path.join(self.prefix, "nginx.conf"), "w") as file:
+            file.write(config)
+        self.process = subprocess.Popen(
+            [NGINX, "-p", self.prefix, "-c", os.path.join(self.prefix, "nginx.conf"),
+             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                Client(self.port, timeout=2).request("/healthz")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start: %s" % self.process.stderr.read())
+
+    def stop(self):
+        self.process.send_signal(signal.SIGQUIT)  # graceful
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+def secret_of(page):
+    return int(re.search(r"<!-- secret=(\d+) -->", page).group(1))
+
+
+def tries_of(page):
+    match = re.search(r"tries=(\d+)", page) or re.search(r"Yay \d+ in (\d+)", page)
+    return int(match.group(1))
+
+
+def play_cluster(store_url):
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    ports = {name: postgres_server.free_port() for name in NODES}
+    nodes = {name: ServerProcess(FACTORY, port=ports[name], store=store_url, node=name).__enter__()
+             for name in NODES}
+    nginx = Nginx([(name, "127.0.0.1:%d" % ports[name]) for name in NODES])
+    try:
+        client = Client(nginx.port)
+        games = []
+        for _ in range(50):
+            status, headers, page = client.get("/")
+            assert status == 200, page
+            home = headers["X-Webcont-Node"]
+            assert continuation_id(page).startswith(home + "-")
+            games.append({"home": home, "page": page, "low": 1, "high": 100, "tries": 0,
+                          "secret": secret_of(page), "done": False, "served_by": []})
+        assert len({game["home"] for game in games}) == 3  # new games spread over the nodes
+
+        def one_round():
+            for game in games:
+                if game["done"]:
+                    continue
+                guess = (game["low"] + game["high"]) // 2
+                started = time.monotonic()
+                status, headers, page = client.get("/", __wc=continuation_id(game["page"]),
+                                                   guess=guess)
+                elapsed = time.monotonic() - started
+                assert status == 200, page
+                game["tries"] += 1
+                game["served_by"].append((headers["X-Webcont-Node"], elapsed))
+                assert secret_of(page) == game["secret"]  # the same game, replayed or not
+                assert tries_of(page) == game["tries"]    # no lost and no doubled move
+                if "Yay" in page:
+                    game["done"] = True
+                elif "too low" in page:
+                    game["low"] = guess + 1
+                else:
+                    game["high"] = guess - 1
+                game["page"] = page
+
+        one_round()
+        assert all(by == game["home"] for game in games for by, _ in game["served_by"])
+        victim = "n1"
+        nodes[victim].process.send_signal(signal.SIGKILL)
+        nodes[victim].process.wait(10)
+        marks = {id(game): len(game["served_by"]) for game in games}
+        one_round()
+        moved = [game for game in games if game["home"] == victim and not game["done"]
+                 and len(game["served_by"]) > marks[id(game)]]
+        assert moved, "no game of the killed node was still running"
+        first_after_kill = [game["served_by"][marks[id(game)]] for game in moved]
+        assert all(by != victim for by, _ in first_after_kill)
+        slowest = max(elapsed for _, elapsed in first_after_kill)
+        assert slowest < 3.0, "failover took %.2f s" % slowest
+        # the node comes back on its port: its games go home again
+        nodes[victim] = ServerProcess(FACTORY, port=ports[victim], store=store_url,
+                                      node=victim).__enter__()
+        time.sleep(3)  # nginx retries a failed server after fail_timeout (1 s)
+        marks = {id(game): len(game["served_by"]) for game in games}
+        one_round()
+        back = [game["served_by"][marks[id(game)]][0] for game in games
+                if game["home"] == victim and len(game["served_by"]) > marks[id(game)]]
+        assert back and all(by == victim for by in back)
+        for _ in range(10):
+            if all(game["done"] for game in games):
+                break
+            one_round()
+        assert all(game["done"] for game in games)
+        for game in games:
+            assert "Yay %d in %d" % (game["secret"], game["tries"]) in game["page"]
+        for name in NODES:
+            status, _, text = Client(ports[name]).request("/healthz")
+            assert status == 200 and "store ok" in text
+    finally:
+        nginx.stop()
+        for name, server in nodes.items():
+            if server.process.poll() is None:
+                code, _, err = server.stop()
+                assert code == 0, err
+
+
+def test_fifty_games_through_nginx_survive_a_killed_node_on_sqlite(tmp_path):
+    play_cluster("sqlite:///%s" % (tmp_path / "cluster.db"))
+
+
+def test_fifty_games_through_nginx_survive_a_killed_node_on_postgresql():
+    reason = postgres_server.unavailable_reason()
+    if reason:
+        pytest.skip("PostgreSQL variant not run: " + reason)
+    server = postgres_server.PostgresServer().start()
+    try:
+        play_cluster(server.url)
+    finally:
+        server.stop()
