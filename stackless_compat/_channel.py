@@ -54,7 +54,13 @@ class channel:
     # -- the hand-over ----------------------------------------------------------
 
     def _action(self, direction, value):
-        """Send (``direction`` 1) or receive (-1) ``value``; the one hand-over."""
+        """Send (``direction`` 1) or receive (-1) ``value``; the one hand-over.
+
+        The bookkeeping runs under the channel lock once threads share
+        channels (``_threads``); it leaves the caller's result in its
+        ``_tempval`` and decides whom to switch to: the caller itself (go
+        on), another tasklet, or nobody yet (wait for another thread).
+        """
         try:
             sched = _local.scheduler
         except AttributeError:
@@ -63,74 +69,69 @@ class channel:
         if _hooks.channel is not None:
             self._notify(sched, source, direction)
         lock = _shared.lock
-        if lock is None:
-            next = self._rendezvous(sched, source, direction, value)
-        else:
-            with lock:
-                next = self._rendezvous(sched, source, direction, value)
-        if next is source:
-            return sched.claim(source)
+        if lock is not None:
+            lock.acquire()
+        try:
+            balance = self._balance
+            if (balance < 0) if direction > 0 else (balance > 0):  # a partner waits
+                prefer_partner = self._preference == -direction
+                if sched.switch_trap and (prefer_partner or self._schedule_all):
+                    sched.check_trap()
+                target = self._next
+                after = self._next = target._next
+                after._prev = self
+                target._next = target._prev = target._channel = None
+                self._balance = balance + direction
+                # exchange: the receiver gets the value, the sender gets None
+                if direction > 0:
+                    target._tempval = value
+                    value = None
+                else:
+                    value = target._tempval
+                    target._tempval = None
+                if target._sched is not sched:
+                    target._sched.post(target)  # another thread's: it just becomes runnable there
+                    next = source
+                elif self._schedule_all:
+                    sched.insert(target)
+                    next = sched.current = source._next
+                    source._tempval = value
+                elif prefer_partner:
+                    sched.insert_after_current(target)
+                    next = sched.current = target
+                    source._tempval = value
+                else:
+                    sched.insert(target)
+                    next = source
+            else:
+                if source._block_trap:
+                    raise RuntimeError("this tasklet does not like to be blocked.")
+                if self._closing:
+                    raise ValueError("Send/receive operation on a closed channel")
+                if sched.switch_trap:
+                    sched.check_trap()
+                was_last = source._next is source
+                next = sched.suspend_current(source)
+                if was_last and next is not None and value.__class__ is bomb:
+                    next._tempval = value  # Stackless hands a revived main the exception being sent
+                source._tempval = value  # before it is visible: another thread may take it
+                last = self._prev
+                last._next = self._prev = source
+                source._prev = last
+                source._next = self
+                self._balance = balance + direction
+                source._channel = self
+        finally:
+            if lock is not None:
+                lock.release()
+        if next is source:  # no switch: the caller goes on with its result
+            if value.__class__ is bomb:
+                value.raise_()
+            return value
         if next is None:  # the thread's last tasklet blocked: wait for another thread
             next = sched.wait_for_work(self, source)
             return sched.run_task(source, next)
         return sched.switch(source, next)
-
-    def _rendezvous(self, sched, source, direction, value):
-        """The bookkeeping of a hand-over (under the channel lock when threads share it).
-
-        Leaves ``source``'s result in its ``_tempval`` and returns whom to
-        switch to: ``source`` itself to go on, another tasklet, or None to
-        wait for another thread.
-        """
-        balance = self._balance
-        if (balance < 0) if direction > 0 else (balance > 0):  # a partner waits
-            prefer_partner = self._preference == -direction
-            if sched.switch_trap and (prefer_partner or self._schedule_all):
-                sched.check_trap()
-            target = self._next
-            after = self._next = target._next
-            after._prev = self
-            target._next = target._prev = target._channel = None
-            self._balance = balance + direction
-            # exchange: the receiver gets the value, the sender gets None
-            if direction > 0:
-                target._tempval = value
-                source._tempval = None
-            else:
-                source._tempval = target._tempval
-                target._tempval = None
-            if target._sched is not sched:
-                target._sched.post(target)  # another thread's: it just becomes runnable there
-                return source
-            if self._schedule_all:
-                sched.insert(target)
-                next = sched.current = source._next
-                return next
-            if prefer_partner:
-                sched.insert_after_current(target)
-                sched.current = target
-                return target
-            sched.insert(target)
-            return source
-
-        if source._block_trap:
-            raise RuntimeError("this tasklet does not like to be blocked.")
-        if self._closing:
-            raise ValueError("Send/receive operation on a closed channel")
-        if sched.switch_trap:
-            sched.check_trap()
-        was_last = source._next is source
-        next = sched.suspend_current(source)
-        if was_last and next is not None and value.__class__ is bomb:
-            next._tempval = value  # Stackless hands a revived main the exception being sent
-        last = self._prev
-        last._next = self._prev = source
-        source._prev = last
-        source._next = self
-        self._balance = balance + direction
-        source._channel = self
-        source._tempval = value
-        return next
 
     def _notify(self, sched, source, direction):
         balance = self._balance

@@ -56,7 +56,8 @@ class Scheduler:
     """
 
     __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
-                 "inbox", "watchdogs", "threadblock", "watchdog", "switch_hooks", "switch_trap",
+                 "inbox", "posted", "watchdogs", "threadblock", "watchdog", "switch_hooks",
+                 "switch_trap",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
@@ -64,6 +65,7 @@ class Scheduler:
         self.thread_id = threading.get_ident()
         self.thread_alive = True
         self.inbox = _threads.Inbox()
+        self.posted = self.inbox.tasklets  # the same deque: one load on the switch path
         self.threadblock = False  # run(threadblock=True): wait for other threads when idle
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
@@ -134,7 +136,7 @@ class Scheduler:
         Returns the value handed to ``prev`` when something switches back to
         it, raising it instead if it is a bomb.
         """
-        if self.inbox.tasklets:
+        if self.posted:
             self.take_posted()
         if self.switch_hooks:
             for hook in self.switch_hooks:
