@@ -1,11 +1,13 @@
 """Serve one benchmark app on a free loopback port; print its URL on stdout.
 
-    python bench/_serve.py hello|game|seed [--threads N]
+    python bench/_serve.py hello|game|seed [--threads N] [--store URL --secret S]
 
 ``hello``: a hello-world WSGI app under plain waitress.  ``game``:
 ``webcont.demos.demo_app()`` (guess-the-number at ``/``) under
-``webcont.serve``.  ``seed``: the seed program, ``tests/seed_app.py``,
-under ``webcont.serve``.  Stop it with SIGTERM.
+``webcont.serve``; with ``--store`` it is durable instead,
+``demo_app(durable=True, store=URL, secret=S)`` (``bench/durable.py``).
+``seed``: the seed program, ``tests/seed_app.py``, under ``webcont.serve``.
+Stop it with SIGTERM.
 """
 
 import argparse
@@ -27,7 +29,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("app", choices=["hello", "game", "seed"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--store", help="game only: durable, keeping games in this store URL")
+    parser.add_argument("--secret", default="bench-secret-" + "x" * 20,
+                        help="the durable id secret (with --store)")
     args = parser.parse_args()
+    if args.store and args.app != "game":
+        parser.error("--store is for the game only")
     ready = lambda url: print(url, flush=True)  # noqa: E731
     if args.app == "hello":
         from waitress.server import create_server
@@ -38,7 +45,8 @@ def main():
     import webcont
     if args.app == "game":
         from webcont.demos import demo_app
-        app = demo_app()
+        app = demo_app(durable=True, store=args.store, secret=args.secret) if args.store \
+            else demo_app()
     else:
         from tests.seed_app import SessionlessApp
         app = SessionlessApp()

@@ -27,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import inspect
+import json
 import logging
 import os
 import secrets
@@ -164,6 +165,7 @@ class Chain:
         self.busy = False                   # a transition is in progress
         self.last_input = None              # input of the last step, for duplicates
         self.last_page = None               # the page the user holds now
+        self.deadline = float("inf")        # monotonic estimate of the store's deadline
 
     # -- controller side --------------------------------------------------------
 
@@ -182,6 +184,7 @@ class Chain:
         except Divergence as divergence:
             self._reply(("diverged", divergence, None))
         except Exception:
+            active_recorders.pop(id(stackless.getcurrent()), None)  # log with the real clock
             log.exception("durable controller %s raised", getattr(self.controller, "__name__", "?"))
             self._reply(("error", None, None))
         finally:
@@ -202,7 +205,7 @@ class Chain:
             if self.replay_steps:
                 parameters, draws = self.replay_steps.pop(0)
                 recorder.replaying = list(draws)
-                return parameters, None
+                return parameters, {}  # the environ is not logged: empty in a replay
             # replayed up to where the live chain waits: from here on, live
             self.replay_steps = recorder.replaying = None
             self.last_page = page
@@ -256,7 +259,11 @@ def _await(future):
     from ._hub import current_hub
     hub = current_hub()
     outcome = stackless.channel()
-    future.add_done_callback(lambda done: hub.post(lambda: outcome.send(done)))
+
+    def hand_over(done):  # on the hub; the waiter may have been abandoned meanwhile
+        if outcome.balance < 0:
+            outcome.send(done)
+    future.add_done_callback(lambda done: hub.post(lambda: hand_over(done)))
     hub.awaiting += 1
     try:
         return outcome.receive().result()
@@ -284,6 +291,7 @@ class DurableChains:
         self.replays = 0  # how many chains were loaded from the log (for tests)
         self._sweeping = False
         install_patches()
+        self._schedule_sweep()  # from the first use on: also a process that only resumes
 
     # -- requests ---------------------------------------------------------------
 
@@ -339,10 +347,12 @@ class DurableChains:
             self._drop(chain)  # another process moved it on: our copy is stale
             chain = None
         if chain is None:
-            chain = self._load(chain_id, step)
+            chain = self._load(chain_id, step, parameters)
             if isinstance(chain, tuple):
                 return chain
         self.live.move_to_end(chain_id)
+        if not chain.busy and self._expired(chain):
+            return "410 Gone", "expired"
         if "__show" in parameters and step == chain.step:
             return "200 OK", chain.last_page
         if chain.busy:
@@ -359,13 +369,15 @@ class DurableChains:
             kind, page, events = chain.resume(parameters, environ)
             if kind not in ("page", "final"):
                 self._drop(chain)
-                self._end(chain.id, "broken", step)
+                self._end(chain.id, "failed", step)
                 return _failure(kind)
-            final = page if kind == "final" else None
+            final = None
+            if kind == "final":  # the tombstone keeps the last answer and its page
+                final = json.dumps([events[0], _text(page)], separators=(",", ":"))
             try:
                 recorded = _await(self.store.submit(lambda store, cursor: store.op_record(
                     cursor, chain.id, step, events, self.app.continuation_timeout,
-                    final=None if final is None else _text(final))))
+                    final=final)))
             except Exception as exc:
                 self._drop(chain)  # memory ran ahead of the store: replay next time
                 return _unavailable(exc)
@@ -381,15 +393,23 @@ class DurableChains:
         finally:
             chain.busy = False
 
-    @staticmethod
-    def _advanced(chain, events, page):
+    def _expired(self, chain):
+        """True (and the chain expired) if ``chain`` outlived its deadline unswept."""
+        if time.monotonic() < chain.deadline:
+            return False
+        self.expire(chain.id)
+        return True
+
+    def _advanced(self, chain, events, page):
         chain.step += 1
         chain.last_input = events[0]
         chain.last_page = page
+        # the store's deadline is the reference; this one stops a resume before a sweep
+        chain.deadline = time.monotonic() + self.app.continuation_timeout
 
     # -- loading by replay ------------------------------------------------------
 
-    def _load(self, chain_id, step=None):
+    def _load(self, chain_id, step=None, parameters=None):
         """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``."""
         try:
             record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
@@ -398,27 +418,40 @@ class DurableChains:
         if record is None:
             return "404 Not Found", "unknown"
         if record.state == "done":
-            if step is not None and step == record.step - 1 and record.final is not None:
-                return "200 OK", record.final
+            last_input, last_page = json.loads(record.final) if record.final else (None, None)
+            if step is not None and step == record.step - 1:
+                if parameters is not None and _input_of(parameters) == last_input:
+                    return "200 OK", last_page  # the winning move again: the same page
+                return "409 Conflict", "This game is finished: that answer came too late."
             return "410 Gone", "This game is finished. Start a new one."
         if record.state == "expired":
             return "410 Gone", "expired"
+        if record.state == "failed":
+            return "410 Gone", ("This game stopped because of an error on the server"
+                                " (it has been logged). Please start again.")
         if record.state == "broken" or record.route not in self.app.durable_routes:
             return "410 Gone", "version"
         controller, version = self.app.durable_routes[record.route]
         chain = Chain(self, chain_id, record.route, controller, version)
-        kind, page, _ = chain.start(record.steps[0][0], None, replay_steps=record.steps)
+        kind, page, _ = chain.start(record.steps[0][0], {}, replay_steps=record.steps)
         self.replays += 1
         if kind != "ready" or chain.step != record.step:
-            if kind == "diverged":
-                log.warning("chain %s (version %s, now %s) diverged on replay: %s",
-                            chain_id[:6], record.version, version, page)
             chain.unload()
+            if kind == "error":  # the controller raised while replaying (logged)
+                self._end(chain_id, "failed")
+                return "410 Gone", ("This game stopped because of an error on the server"
+                                    " (it has been logged). Please start again.")
+            log.warning("chain %s (version %s, now %s) diverged on replay: %s",
+                        chain_id[:6], record.version, version, page)
             self._end(chain_id, "broken")
             return "410 Gone", "version"
         chain.last_input = record.steps[-1][0]
         chain.last_page = page
+        chain.deadline = time.monotonic() + max(record.remaining, 0.0)
         self._keep(chain)
+        if record.remaining <= 0:  # past its deadline, not swept yet
+            self.expire(chain_id)
+            return "410 Gone", "expired"
         return chain
 
     def _check_replay(self, chain_id, step, page):
@@ -431,7 +464,7 @@ class DurableChains:
             record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
             controller, version = self.app.durable_routes[record.route]
             scratch = Chain(self, chain_id, record.route, controller, version)
-            kind, replayed, _ = scratch.start(record.steps[0][0], None, replay_steps=record.steps)
+            kind, replayed, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
             scratch.unload()
         except Exception as exc:
             failures.append((chain_id, step, "replay failed: %r" % (exc,)))
@@ -478,9 +511,12 @@ class DurableChains:
         """Expire due chains in batches (an index scan, never a full scan)."""
         self._sweeping = False
         try:
-            due = _await(self.store.submit(lambda store, cursor: store.op_due(cursor, 100)))
-            for chain_id in due:
-                self.expire(chain_id)
+            for _ in range(20):  # at most 2,000 a pass; the rest at the next
+                due = _await(self.store.submit(lambda store, cursor: store.op_due(cursor, 100)))
+                for chain_id in due:
+                    self.expire(chain_id)
+                if len(due) < 100:
+                    break
             self._unload_stale()
             _await(self.store.submit(
                 lambda store, cursor: store.op_purge(cursor, self.tombstone_ttl)))

@@ -17,6 +17,7 @@ random``) bypasses this: ``webcont.testing.replay_check`` catches it.
 """
 
 import random
+import sys
 import threading
 import time
 import uuid
@@ -90,10 +91,17 @@ def _current_recorder():
     return active_recorders.get(id(scheduler.current))
 
 
+def _from_logging():
+    """True when the caller is the ``logging`` package: a log record's timestamp
+    is not the controller's business, and recording it would make a replay
+    under another log level diverge."""
+    return sys._getframe(2).f_globals.get("__name__", "").startswith("logging")
+
+
 def _recording(kind, original, encode=None, decode=None):
     def patched(*args, **kwargs):
         recorder = _current_recorder()
-        if recorder is None:
+        if recorder is None or _from_logging():
             return original(*args, **kwargs)
         label = ",".join([repr(arg) for arg in args] +
                          ["%s=%r" % item for item in sorted(kwargs.items())])

@@ -116,3 +116,24 @@ def cluster_node(store, node, secret="c" * 32, sweep_interval=0.5):
                          sweep_interval=float(sweep_interval))
     app.route("/", revealing_game, durable=True)
     return app
+
+
+def chatty(req):
+    """Logs inside the controller (log records read the clock): replays must not care."""
+    import logging
+    logger = logging.getLogger("tests.chatty")
+    moves = 0
+    while True:
+        logger.warning("move %d of %s", moves, req.environ.get("PATH_INFO", "?"))
+        req.continue_('<p id="state">moves=%d</p><form><input type="hidden" name="__wc"'
+                      ' value="%s"></form>' % (moves, escape(req.continuation_id)))
+        moves += 1
+        if req.parameters.get("boom"):
+            raise ValueError("boom on request")
+
+
+def short_game(req):
+    """Two moves and it is over."""
+    req.continue_('<form><input type="hidden" name="__wc" value="%s"></form>'
+                  % escape(req.continuation_id))
+    return '<p id="state">final=%s</p>' % escape(req.parameters["n"][0])

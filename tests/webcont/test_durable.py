@@ -282,3 +282,76 @@ def test_ten_thousand_suspended_games_survive_a_restart_and_cost_nothing_at_star
         status, _, page = Client(server.port).get("/")
         assert status == 200 and "guessed 0 times" in page
         assert time.monotonic() - started < 0.5  # nothing was replayed up front
+
+
+def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_path, monkeypatch):
+    from webcont._store import LogStore
+    app = durable_apps.adder_app("sqlite:///%s" % (tmp_path / "slow.db"))
+    gateway = webcont.gateway(app, request_timeout=0.5)
+    server = InProcess.__new__(InProcess)
+    server.app, server.gateway = app, gateway
+    try:
+        _, page = server.get()
+        original = LogStore.op_record
+
+        def slow_record(self, *args, **kwargs):
+            time.sleep(1.5)
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(LogStore, "op_record", slow_record)
+        assert server.step(ID.search(page).group(1), n=1)[0] == 504
+        monkeypatch.setattr(LogStore, "op_record", original)
+        time.sleep(1.5)  # the late commit completes: the hub must shrug it off
+        status, fresh = server.get()
+        assert status == 200
+        assert server.step(ID.search(fresh).group(1), n=2)[0] == 200
+    finally:
+        gateway.close()
+
+
+def test_logging_inside_a_controller_does_not_break_its_replay(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    game.app.route("/", durable_apps.chatty, durable=True)
+    _, page = game.get()
+    _, page = game.step(ID.search(page).group(1), n=1)
+    game.restart()
+    game.app.route("/", durable_apps.chatty, durable=True)
+    status, page = game.step(ID.search(page).group(1), n=1)
+    assert status == 200 and state(page)["moves"] == "2"
+
+
+def test_a_controller_that_raises_ends_its_game_with_a_clear_410(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    game.app.route("/", durable_apps.chatty, durable=True)
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    assert game.step(cid, boom=1)[0] == 500
+    started = time.monotonic()
+    status, gone = game.step(cid, n=1)
+    assert status == 410 and "error on the server" in gone
+    assert time.monotonic() - started < 5
+
+
+def test_a_game_past_its_deadline_is_expired_on_resume_even_before_a_sweep(served, store_url):
+    game = served(durable_apps.adder_app, store_url, continuation_timeout=0.5,
+                  sweep_interval=60)
+    _, page = game.get()
+    game.restart()  # the new process has not swept anything yet
+    time.sleep(0.8)
+    status, gone = game.step(ID.search(page).group(1), n=1)
+    assert status == 410 and "expired" in gone
+    _, page = game.get()
+    time.sleep(0.8)  # in memory this time
+    assert game.step(ID.search(page).group(1), n=1)[0] == 410
+
+
+def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    game.app.route("/", durable_apps.short_game, durable=True)
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    status, final = game.step(cid, n=7)
+    assert status == 200 and "final=7" in final
+    game.restart()
+    game.app.route("/", durable_apps.short_game, durable=True)
+    assert game.step(cid, n=7) == (200, final)
+    assert game.step(cid, n=8)[0] == 409
