@@ -21,6 +21,8 @@ killed, and no allocation per block (an ``OrderedDict`` measured ~240 ns
 slower per hand-over).
 """
 
+import os
+
 from . import _callbacks
 from ._errors import bomb, exc_to_bomb, make_bomb
 from ._scheduler import _local, current_scheduler
@@ -183,8 +185,9 @@ class channel:
     def send_sequence(self, seq):
         """Send every item of ``seq`` in turn; returns how many were sent."""
         count = 0
+        send = self.send
         for item in seq:
-            self._action(1, item)
+            send(item)
             count += 1
         return count
 
@@ -195,7 +198,7 @@ class channel:
         """Receive the next value; stops once the channel is closing and no sender waits."""
         if self._closing and self._balance <= 0:
             raise StopIteration
-        return self._action(-1, None)
+        return self.receive()
 
     next = __next__  # Python 2 spelling, still used by legacy code
 
@@ -264,3 +267,31 @@ class channel:
     def __repr__(self):
         return "<%s.%s balance=%d at %#x>" % (type(self).__module__, type(self).__qualname__,
                                               self._balance, id(self))
+
+
+def _use_speedups():
+    """Put the optional C fast path (``_speedups.c``) in as ``send``/``receive``.
+
+    It handles the plain single-thread cases and calls ``_action`` for all
+    others; without a C compiler at install time, or with the environment
+    variable ``STACKLESS_COMPAT_PURE`` set, the pure-Python methods stay.
+    """
+    if os.environ.get("STACKLESS_COMPAT_PURE"):
+        return False
+    try:
+        from . import _speedups
+    except ImportError:
+        return False
+    from greenlet import GreenletExit
+
+    from ._errors import _GarbageCollected
+    from ._scheduler import Scheduler, _Start
+    from ._tasklet import tasklet
+    channel.send, channel.receive = _speedups.setup(
+        tasklet, channel, Scheduler, _hooks, _shared, _local, bomb, _Start, channel._action,
+        GreenletExit, _GarbageCollected)
+    return True
+
+
+#: True when channel.send/receive are the C fast path
+SPEEDUPS = _use_speedups()

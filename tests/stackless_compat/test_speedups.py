@@ -1,0 +1,62 @@
+"""The optional C fast path (_speedups.c) and the pure-Python hand-over agree.
+
+The rest of the suite runs with whichever is installed (the C one when it
+could be built); this module runs the channel, scheduler, tasklet and model
+tests once more in a subprocess with STACKLESS_COMPAT_PURE=1, so both paths
+are checked on every run.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import stackless_compat as stackless
+from stackless_compat import _channel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_the_fast_path_is_installed_when_it_was_built():
+    built = any(name.startswith("_speedups") and name.endswith((".so", ".pyd"))
+                for name in os.listdir(os.path.dirname(_channel.__file__)))
+    if os.environ.get("STACKLESS_COMPAT_PURE"):
+        assert not _channel.SPEEDUPS
+    else:
+        assert _channel.SPEEDUPS == built
+    if _channel.SPEEDUPS:
+        assert type(stackless.channel.send).__name__ == "method_descriptor"
+        assert stackless.channel.send.__doc__.startswith("Send")
+
+
+def test_subclasses_and_the_slow_cases_still_work_through_the_fast_path():
+    class Tagged(stackless.channel):
+        __slots__ = ("tag",)
+
+    channel = Tagged()
+    channel.tag = "t"
+    got = []
+    stackless.tasklet(lambda: got.append(channel.receive()))()
+    stackless.run()
+    channel.send(1)                      # fast: a waiting receiver
+    stackless.set_channel_callback(lambda *args: got.append("cb"))
+    stackless.tasklet(lambda: got.append(channel.receive()))()
+    stackless.run()
+    channel.send(2)                      # slow: a channel callback is set
+    stackless.set_channel_callback(None)
+    with pytest.raises(TypeError):
+        stackless.channel.send(object(), 1)  # the descriptor checks its self
+    assert got == [1, "cb", "cb", 2]
+
+
+@pytest.mark.skipif(not _channel.SPEEDUPS, reason="the C fast path is not built here:"
+                    " the whole suite already runs on the pure-Python hand-over")
+def test_the_pure_python_hand_over_passes_the_same_tests():
+    files = ["tests/stackless_compat/%s.py" % name for name in
+             ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model",
+              "test_threads", "test_many_tasklets")]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+                            + files, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, STACKLESS_COMPAT_PURE="1"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
