@@ -249,6 +249,10 @@ class SessionlessApp:
             self.durable_routes[path] = (controller, code_version(controller, version))
         else:
             self.durable_routes.pop(path, None)
+            if self.node is not None:
+                log.warning("route %s is not durable, but this is node %s of a cluster: its"
+                            " games live in this process only, and a load balancer may send"
+                            " their next step elsewhere (404)", path, self.node)
         return None
 
     def close(self):

@@ -304,7 +304,7 @@ class DurableChains:
     def health(self):
         """``(reachable, detail)`` of the store, asked through the writer thread."""
         try:
-            _await(self.store.submit(lambda store, cursor: store.op_ping(cursor)))
+            _await(self.store.read(lambda store, cursor: store.op_ping(cursor)))
         except Exception as exc:
             return False, "store unreachable: %s" % (exc,)
         return True, "store ok, %d game(s) in memory" % len(self.live)
@@ -340,7 +340,7 @@ class DurableChains:
             return "404 Not Found", "unknown"
         return self.resume(parsed[0], parsed[1], parameters, environ)
 
-    def resume(self, chain_id, step, parameters, environ):
+    def resume(self, chain_id, step, parameters, environ, reloaded=False):
         """A request answering step ``step`` of ``chain_id``: ``(status, page or message)``."""
         chain = self.live.get(chain_id)
         if chain is not None and step > chain.step:
@@ -361,9 +361,9 @@ class DurableChains:
             return "200 OK", chain.last_page  # the same answer again: the same page
         if step != chain.step:
             return "409 Conflict", ("already answered", self.signer.make(chain.id, chain.step))
-        return self._transition(chain, step, parameters, environ)
+        return self._transition(chain, step, parameters, environ, reloaded)
 
-    def _transition(self, chain, step, parameters, environ):
+    def _transition(self, chain, step, parameters, environ, reloaded=False):
         chain.busy = True
         try:
             kind, page, events = chain.resume(parameters, environ)
@@ -383,6 +383,8 @@ class DurableChains:
                 return _unavailable(exc)
             if not recorded:  # another process answered this step first
                 self._drop(chain)
+                if not reloaded:  # from the log: the same answer gets the same page
+                    return self.resume(chain.id, step, parameters, environ, reloaded=True)
                 return "409 Conflict", ("already answered", self.signer.make(chain.id, step + 1))
             if final is not None:
                 self.live.pop(chain.id, None)
@@ -412,7 +414,7 @@ class DurableChains:
     def _load(self, chain_id, step=None, parameters=None):
         """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``."""
         try:
-            record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
+            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
         except Exception as exc:
             return _unavailable(exc)
         if record is None:
@@ -461,7 +463,7 @@ class DurableChains:
         if failures is None:
             return
         try:
-            record = _await(self.store.submit(lambda store, cursor: store.op_load(cursor, chain_id)))
+            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
             controller, version = self.app.durable_routes[record.route]
             scratch = Chain(self, chain_id, record.route, controller, version)
             kind, replayed, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
@@ -512,7 +514,7 @@ class DurableChains:
         self._sweeping = False
         try:
             for _ in range(20):  # at most 2,000 a pass; the rest at the next
-                due = _await(self.store.submit(lambda store, cursor: store.op_due(cursor, 100)))
+                due = _await(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
                 for chain_id in due:
                     self.expire(chain_id)
                 if len(due) < 100:
@@ -534,7 +536,7 @@ class DurableChains:
         idle = [chain for chain in self.live.values() if not chain.busy]
         if not idle:
             return
-        steps = _await(self.store.submit(lambda store, cursor: store.op_steps(
+        steps = _await(self.store.read(lambda store, cursor: store.op_steps(
             cursor, [chain.id for chain in idle])))
         for chain in idle:
             if steps.get(chain.id, -1) != chain.step and self.live.get(chain.id) is chain:

@@ -38,14 +38,18 @@ def nginx_config(listen, nodes, fail_timeout=10, full=False):
     for name, address in nodes:
         lines.append("# games that started on %s: %s first, the others if it is down" % (name, name))
         lines.append("upstream webcont_%s {" % name)
+        lines.append("    zone webcont_%s 64k;  # failures seen by one worker count for all" % name)
         lines.append("    server %s max_fails=1 fail_timeout=%ds;" % (address, fail_timeout))
         for other, other_address in nodes:
             if other != name:
                 lines.append("    server %s backup;" % other_address)
+        lines.append("    keepalive 16;  # reuse connections to the nodes")
         lines += ["}", ""]
     lines.append("upstream webcont_any {")
+    lines.append("    zone webcont_any 64k;")
     for _, address in nodes:
         lines.append("    server %s max_fails=1 fail_timeout=%ds;" % (address, fail_timeout))
+    lines.append("    keepalive 16;")
     lines += ["}", "",
               "server {",
               "    listen %s;" % listen,

@@ -92,15 +92,23 @@ class LogStore:
 
     # -- the store thread ---------------------------------------------------
 
-    def submit(self, operation):
-        """Queue ``operation(cursor)``; return a Future of its result (any thread)."""
+    def submit(self, operation, read_only=False):
+        """Queue ``operation(store, cursor)``; return a Future of its result (any thread).
+
+        ``read_only`` operations run outside the group's write transaction, so
+        they never hold the write lock other processes may be waiting for.
+        """
         future = concurrent.futures.Future()
         with self._wakeup:
             if self._closing:
                 raise StoreUnavailable("the store is closed")
-            self._queue.append((operation, future))
+            self._queue.append((operation, future, read_only))
             self._wakeup.notify()
         return future
+
+    def read(self, operation):
+        """``submit(operation, read_only=True)``."""
+        return self.submit(operation, read_only=True)
 
     def close(self):
         """Finish queued operations, then stop the thread and close the connection."""
@@ -133,6 +141,37 @@ class LogStore:
             pass
 
     def _commit_group(self, batch):
+        reads = [item for item in batch if item[2]]
+        writes = [item[:2] for item in batch if not item[2]]
+        if reads:
+            self._read_group(reads)
+        if writes:
+            self._write_group(writes)
+
+    def _read_group(self, reads):
+        cursor = None
+        for operation, future, _ in reads:
+            try:
+                if cursor is None:
+                    cursor = self._connection.cursor()
+                result = operation(self, cursor)
+                self.end_read()
+                future.set_result(result)
+            except Exception as exc:
+                try:
+                    self._connection.rollback()
+                except Exception:
+                    pass
+                future.set_exception(StoreUnavailable(str(exc)) if _is_connection_error(exc)
+                                     else exc)
+                if _is_connection_error(exc):
+                    self._reconnect()
+                    cursor = None
+
+    def end_read(self):
+        """End the implicit transaction a read opened (PostgreSQL opens one)."""
+
+    def _write_group(self, batch):
         results = []
         try:
             cursor = self._connection.cursor()
@@ -305,6 +344,12 @@ class LogStore:
         return chains, steps, size
 
 
+def _is_connection_error(exc):
+    """Whether ``exc`` means the connection is unusable (reconnect), not a bad query."""
+    name = type(exc).__name__
+    return name in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
+
+
 def _dumps(events):
     return json.dumps(events, separators=(",", ":"), ensure_ascii=False)
 
@@ -368,6 +413,9 @@ class PostgresLogStore(LogStore):
 
     def sql(self, text):
         return text.replace("?", "%s")
+
+    def end_read(self):
+        self._connection.rollback()  # end the read's transaction: no idle-in-transaction
 
 
 def open_store(url):
