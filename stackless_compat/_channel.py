@@ -282,14 +282,14 @@ def _use_speedups():
         from . import _speedups
     except ImportError:
         return False
-    from greenlet import GreenletExit
+    from greenlet import GreenletExit, greenlet
 
     from ._errors import _GarbageCollected
     from ._scheduler import Scheduler, _Start
     from ._tasklet import tasklet
     channel.send, channel.receive = _speedups.setup(
         tasklet, channel, Scheduler, _hooks, _shared, _local, bomb, _Start, channel._action,
-        GreenletExit, _GarbageCollected)
+        GreenletExit, _GarbageCollected, greenlet.switch)
     return True
 
 

@@ -86,6 +86,11 @@ class SessionlessRequest:
     environ of the request being answered.
     """
 
+    # slots keep a suspended game small; "__dict__" still lets controllers
+    # and subclasses add attributes (the dict is only made when they do)
+    __slots__ = ("_app", "_controller", "_channel", "parameters", "environ",
+                 "_continuation_id", "__dict__", "__weakref__")
+
     def __init__(self, app, channel, controller, parameters, environ=None):
         self._app = app
         self._controller = controller
