@@ -86,28 +86,14 @@ def http_servers(directory):
 
 def part_http(args, directory):
     """(a): wrk against the in-memory and the durable game servers."""
-    from bench.http import Server, find_wrk, run_wrk
+    from bench.http import find_wrk, interleaved_runs
     wrk = find_wrk()
     if wrk is None:
         print("wrk is not installed and apt-get could not install it: part http skipped")
         return None
     levels = [int(c) for c in args.concurrency.split(",")]
-    servers = {}
-    try:
-        for name, server_args in http_servers(directory).items():
-            servers[name] = Server(server_args)
-        for server in servers.values():  # warm up: imports, store files, first games
-            run_wrk(wrk, server, 8, 1)
-        runs = {(name, c): [] for c in levels for name in servers}
-        for _ in range(args.repeats):  # interleaved
-            for c in levels:
-                for name, server in servers.items():
-                    runs[name, c].append(run_wrk(wrk, server, c, args.duration))
-    finally:
-        for server in servers.values():
-            server.stop()
-    med = {key: {field: statistics.median(r[field] for r in samples)
-                 for field in ("rps", "p50", "p99", "cpu")} for key, samples in runs.items()}
+    contenders = http_servers(directory)
+    runs, med = interleaved_runs(wrk, contenders, levels, args.repeats, args.duration)
     bad = sum(r["errors"] + r["non2xx"] for samples in runs.values() for r in samples)
     verdicts, parts = [], []
     for c in levels:
@@ -116,7 +102,7 @@ def part_http(args, directory):
               " %d s runs, median of %d" % (c, c, args.duration, args.repeats))
         print("  %-28s %7s %6s %7s %7s %8s %6s" % ("contender", "req/s", "ratio", "p50 ms",
                                                   "p99 ms", "CPU us/r", "CPU r."))
-        for name in servers:
+        for name in contenders:
             m = med[name, c]
             print("  %-28s %7.0f %5.2fx %7.2f %7.2f %8.0f %5.2fx"
                   % (name, m["rps"], m["rps"] / base["rps"], m["p50"] * 1e3, m["p99"] * 1e3,

@@ -121,6 +121,33 @@ def run_wrk(wrk, server, connections, seconds):
             "requests": fields["requests"]}
 
 
+def interleaved_runs(wrk, server_args, levels, repeats, duration):
+    """Start a server per ``name -> _serve.py arguments``, warm each up, then run
+    wrk ``repeats`` times over every (server, concurrency), interleaved.
+
+    Returns ``(runs, medians)``: the raw results per ``(name, concurrency)`` and
+    the median rps/p50/p99/cpu of each.  Every server is stopped.
+    """
+    servers = {}
+    try:
+        for name, arguments in server_args.items():
+            servers[name] = Server(arguments)
+        for server in servers.values():  # warm up: imports, store files, first games
+            run_wrk(wrk, server, 8, 1)
+        runs = {(name, c): [] for c in levels for name in servers}
+        for _ in range(repeats):
+            for c in levels:
+                for name, server in servers.items():
+                    runs[name, c].append(run_wrk(wrk, server, c, duration))
+    finally:
+        for server in servers.values():
+            server.stop()
+    medians = {key: {field: statistics.median(r[field] for r in samples)
+                     for field in ("rps", "p50", "p99", "cpu")}
+               for key, samples in runs.items()}
+    return runs, medians
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=1, help="seconds per wrk run")
@@ -134,23 +161,7 @@ def main(argv=None):
         print("summary: skipped (no wrk)")
         return
 
-    servers = {}
-    try:
-        for name, server_args in SERVERS.items():
-            servers[name] = Server(server_args)
-        for name, server in servers.items():  # warm up: imports, first games
-            run_wrk(wrk, server, 8, 1)
-        runs = {(name, c): [] for c in levels for name in servers}
-        for _ in range(args.repeats):  # interleaved
-            for c in levels:
-                for name, server in servers.items():
-                    runs[name, c].append(run_wrk(wrk, server, c, args.duration))
-    finally:
-        for server in servers.values():
-            server.stop()
-
-    med = {key: {field: statistics.median(r[field] for r in samples)
-                 for field in ("rps", "p50", "p99", "cpu")} for key, samples in runs.items()}
+    runs, med = interleaved_runs(wrk, SERVERS, levels, args.repeats, args.duration)
     totals = {key: {field: sum(r[field] for r in samples)
                     for field in ("requests", "errors", "non2xx", "started", "resumed")}
               for key, samples in runs.items()}
@@ -162,7 +173,7 @@ def main(argv=None):
         print("  %-30s %7s %6s %7s %7s %8s %6s %8s %6s"
               % ("contender", "req/s", "ratio", "p50 ms", "p99 ms", "CPU us/r", "CPU r.",
                  "resumed", "errors"))
-        for name in servers:
+        for name in SERVERS:
             m, t = med[name, c], totals[name, c]
             resumed = ("%.0f%%" % (100.0 * t["resumed"] / max(1, t["started"] + t["resumed"]))
                        if not name.startswith("(a)") else "-")
