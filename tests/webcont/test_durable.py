@@ -87,38 +87,47 @@ def served():
         server.close()
 
 
+class SeedPlayer:
+    """Binary-searches the seed game through ``step(page, guess) -> (status, page)``."""
+
+    def __init__(self, page):
+        self.page, self.low, self.high, self.tries, self.guess = page, 1, 100, 0, None
+
+    def play(self, step, moves=None):
+        """Make ``moves`` guesses (all until won, if None); True once won."""
+        while moves is None or moves > 0:
+            self.guess = (self.low + self.high) // 2
+            status, self.page = step(self.page, self.guess)
+            assert status == 200, self.page
+            self.tries += 1
+            if "to low" in self.page:
+                self.low = self.guess + 1
+            elif "to high" in self.page:
+                self.high = self.guess - 1
+            else:
+                return True
+            moves = None if moves is None else moves - 1
+        return False
+
+    def won(self):
+        return ("Yay - %d is the right number, you made it in %d guesses"
+                % (self.guess, self.tries)) in self.page
+
+
 def state(page):
     return dict(re.findall(r"(\w+)=(\d+)", re.search(r'id="state">([^<]*)', page).group(1)))
 
 
 def test_the_unedited_seed_game_continues_after_a_restart_with_the_same_number(served, store_url):
     game = served(durable_apps.seed_game, store_url)
-    _, page = game.get()
-    low, high, tries, pages = 1, 100, 0, []
-    for _ in range(3):  # half a game
-        guess = (low + high) // 2
-        status, page = game.step(ID.search(page).group(1), guess=guess)
-        tries += 1
-        assert status == 200
-        if "to low" in page:
-            low = guess + 1
-        elif "to high" in page:
-            high = guess - 1
-        else:
-            pytest.skip("won by luck in %d tries" % tries)
+    player = SeedPlayer(game.get()[1])
+
+    def step(page, guess):
+        return game.step(ID.search(page).group(1), guess=guess)
+    if player.play(step, moves=3):  # half a game
+        pytest.skip("won by luck in %d tries" % player.tries)
     game.restart()
-    while True:
-        guess = (low + high) // 2
-        status, page = game.step(ID.search(page).group(1), guess=guess)
-        tries += 1
-        assert status == 200, page
-        if "to low" in page:
-            low = guess + 1
-        elif "to high" in page:
-            high = guess - 1
-        else:
-            break
-    assert "Yay - %d is the right number, you made it in %d guesses" % (guess, tries) in page
+    assert player.play(step) and player.won()
     assert game.app._chains.replays == 1
 
 
@@ -233,36 +242,21 @@ def test_the_in_memory_cap_unloads_games_which_come_back_by_replay(served, store
 
 def test_a_killed_server_resumes_its_games_in_a_new_process(store_url):
     factory = "tests.webcont.durable_apps:seed_server_app"
+
+    def stepper(client):
+        def step(page, guess):
+            status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+            return status, page
+        return step
     with ServerProcess(factory, store=store_url) as server:
         client = Client(server.port)
-        _, _, page = client.get("/")
-        low, high, tries = 1, 100, 0
-        for _ in range(2):
-            guess = (low + high) // 2
-            _, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
-            tries += 1
-            if "to low" in page:
-                low = guess + 1
-            elif "to high" in page:
-                high = guess - 1
-            else:
-                pytest.skip("won by luck")
+        player = SeedPlayer(client.get("/")[2])
+        if player.play(stepper(client), moves=2):
+            pytest.skip("won by luck")
         server.process.send_signal(signal.SIGKILL)  # kill -9: no graceful anything
         server.process.wait(10)
     with ServerProcess(factory, store=store_url) as server:
-        client = Client(server.port)
-        while True:
-            guess = (low + high) // 2
-            status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
-            tries += 1
-            assert status == 200, page
-            if "to low" in page:
-                low = guess + 1
-            elif "to high" in page:
-                high = guess - 1
-            else:
-                break
-        assert "Yay - %d is the right number, you made it in %d guesses" % (guess, tries) in page
+        assert player.play(stepper(Client(server.port))) and player.won()
 
 
 def test_ten_thousand_suspended_games_survive_a_restart_and_cost_nothing_at_start(store_url):
