@@ -565,10 +565,6 @@ class DurableChains:
                 log.exception("expiring chain %s", chain_id[:6])
         chain.unload()
 
-    def unload_all(self):
-        """Drop every chain from memory (shutdown): their logs stay."""
-        for chain in list(self.live.values()):
-            self._drop(chain)
 
 
 def _text(page):
