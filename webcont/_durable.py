@@ -11,7 +11,8 @@ unloaded it) is replayed lazily from its log, in one store query, by running
 the controller again and feeding it the recorded inputs and draws.
 
 Ids are ``<chain>.<step>.<mac>``: a random 128-bit chain id, the step the
-next request answers, and an HMAC of both with the server secret, so ids are
+next request answers, and a MAC of both keyed with the server secret
+(128-bit keyed BLAKE2b), so ids are
 unguessable, unforgeable, and the same on every replay (a replay re-renders
 the identical page).  A request answers a step once: the same input again
 gets the same page, a different one a 409 page linking to the current step.
@@ -55,11 +56,14 @@ class IdSigner:
             secret = secret.encode("utf-8")
         if not secret or len(secret) < 16:
             raise ValueError("the durable id secret must have at least 16 bytes")
-        self._secret = secret
+        # keyed BLAKE2b is a MAC in its own right, and 4x faster than HMAC-SHA256
+        # (a replay re-makes the id of every step it renders)
+        self._keyed = hashlib.blake2b(key=hashlib.sha256(secret).digest(), digest_size=16)
 
     def _mac(self, chain, step):
-        digest = hmac.new(self._secret, ("%s.%d" % (chain, step)).encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(digest.digest()[:16]).rstrip(b"=").decode()
+        mac = self._keyed.copy()  # the key schedule is done once, in __init__
+        mac.update(("%s.%d" % (chain, step)).encode())
+        return base64.urlsafe_b64encode(mac.digest())[:22].decode()
 
     def make(self, chain, step):
         return "%s.%d.%s" % (chain, step, self._mac(chain, step))
@@ -297,7 +301,7 @@ class DurableChains:
 
     def _new_chain_id(self):
         """128 random bits, after this node's name: ``n0-...`` (a load balancer
-        routes on that prefix; it is covered by the id's HMAC)."""
+        routes on that prefix; it is covered by the id's MAC)."""
         token = secrets.token_urlsafe(16)
         return "%s-%s" % (self.app.node, token) if self.app.node else token
 
