@@ -333,7 +333,6 @@ class DurableChains:
             return _unavailable(exc)
         self._advanced(chain, events, page)
         self._keep(chain)
-        self._schedule_sweep()
         self._check_replay(chain.id, 1, page)
         return "200 OK", page
 
