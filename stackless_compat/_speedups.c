@@ -41,19 +41,24 @@ set_slot(PyObject *o, Py_ssize_t off, PyObject *v)
     Py_XDECREF(old);
 }
 
-static int
-add_long(PyObject *o, Py_ssize_t off, long delta)
+/* ``o``'s int slot plus ``delta`` as a new object, made before any link
+ * changes so that a failure leaves every structure as it was */
+static PyObject *
+long_plus(PyObject *o, Py_ssize_t off, long delta)
 {
-    PyObject *old = SLOT(o, off), *new;
-    long value = old ? PyLong_AsLong(old) : 0;
+    long value = PyLong_AsLong(SLOT(o, off));
     if (value == -1 && PyErr_Occurred())
-        return -1;
-    new = PyLong_FromLong(value + delta);
-    if (new == NULL)
-        return -1;
-    SLOT(o, off) = new;
+        return NULL;
+    return PyLong_FromLong(value + delta);
+}
+
+/* store the new reference ``v`` (stolen) in the slot */
+static void
+put_slot(PyObject *o, Py_ssize_t off, PyObject *v)
+{
+    PyObject *old = SLOT(o, off);
+    SLOT(o, off) = v;
     Py_XDECREF(old);
-    return 0;
 }
 
 static int
@@ -122,11 +127,16 @@ explode_or_return(PyObject *value)
     return value;
 }
 
-/* 1: handled (*result set, maybe NULL with an error); 0: not a fast case */
+/* 1: handled (*result set, maybe NULL with an error); 0: not a fast case.
+ *
+ * Everything that can fail or run Python code (new ints, releasing a
+ * tempval whose __del__ may use this channel) happens before the first link
+ * changes or after the switch, never in between. */
 static inline __attribute__((always_inline)) int
 fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
 {
-    PyObject *sched, *source, *target, *after, *next, *last, *before, *got;
+    PyObject *sched, *source, *target, *after, *next, *last, *before, *got, *kept;
+    PyObject *new_balance = NULL, *new_runcount = NULL;
     long balance;
 
     if (SLOT(hooks_obj, H_CHANNEL) != Py_None || SLOT(shared_obj, SH_LOCK) != Py_None
@@ -152,6 +162,10 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
         if (SLOT(target, T_SCHED) != sched || SLOT(target, T_GREENLET) == Py_None
                 || truth(SLOT(ch, C_SCHEDULE_ALL)))
             goto not_fast;
+        new_balance = long_plus(ch, C_BALANCE, direction);
+        new_runcount = long_plus(sched, S_RUNCOUNT, 1);
+        if (new_balance == NULL || new_runcount == NULL)
+            goto not_fast_error;
         Py_INCREF(target);
         after = SLOT(target, T_NEXT);
         Py_INCREF(after);
@@ -161,22 +175,14 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
         set_slot(target, T_NEXT, Py_None);
         set_slot(target, T_PREV, Py_None);
         set_slot(target, T_CHANNEL, Py_None);
-        if (add_long(ch, C_BALANCE, direction) < 0)
-            goto failed_target;
-        if (direction > 0) {  /* the receiver gets the value, the sender None */
-            set_slot(target, T_TEMPVAL, value);
-            got = Py_None;
-            Py_INCREF(got);
-        }
-        else {
-            got = SLOT(target, T_TEMPVAL);
-            Py_INCREF(got);
-            set_slot(target, T_TEMPVAL, Py_None);
-        }
-        if (add_long(sched, S_RUNCOUNT, 1) < 0) {
-            Py_DECREF(got);
-            goto failed_target;
-        }
+        put_slot(ch, C_BALANCE, new_balance);
+        put_slot(sched, S_RUNCOUNT, new_runcount);
+        /* the receiver gets the value, the sender None */
+        got = direction > 0 ? Py_None : SLOT(target, T_TEMPVAL);
+        Py_INCREF(got);
+        kept = SLOT(target, T_TEMPVAL);  /* released once the links are whole */
+        Py_INCREF(kept);
+        set_slot(target, T_TEMPVAL, direction > 0 ? value : Py_None);
         if (prefer) {
             /* the partner runs now, right after the caller, who ends up last */
             after = SLOT(source, T_NEXT);
@@ -187,11 +193,15 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
             set_slot(after, T_PREV, target);
             Py_DECREF(after);
             set_slot(sched, S_CURRENT, target);
-            set_slot(source, T_TEMPVAL, got);
-            Py_DECREF(got);
-            Py_DECREF(sched);
-            *result = switch_to(target);
-            Py_DECREF(target);
+            {
+                PyObject *old = SLOT(source, T_TEMPVAL);
+                SLOT(source, T_TEMPVAL) = got;  /* the reference to got moves in */
+                Py_DECREF(sched);
+                *result = switch_to(target);
+                Py_DECREF(target);
+                Py_XDECREF(old);
+            }
+            Py_DECREF(kept);
             return 1;
         }
         /* the partner goes to the end of the run queue; the caller goes on */
@@ -204,6 +214,7 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
         Py_DECREF(last);
         Py_DECREF(target);
         Py_DECREF(sched);
+        Py_DECREF(kept);
         *result = explode_or_return(got);
         return 1;
     }
@@ -211,6 +222,9 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
     /* nobody waits: block, unless the slow path must decide */
     if (truth(SLOT(source, T_BLOCK_TRAP)) || truth(SLOT(ch, C_CLOSING)))
         goto not_fast;
+    new_balance = long_plus(ch, C_BALANCE, direction);
+    if (new_balance == NULL)
+        goto not_fast_error;
     next = SLOT(source, T_NEXT);
     if (next == source) {
         /* the last runnable tasklet blocks: revive the innermost run() caller
@@ -232,6 +246,9 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
     else {
         if (SLOT(next, T_GREENLET) == Py_None)
             goto not_fast;  /* it never ran: Scheduler.switch has the root start it */
+        new_runcount = long_plus(sched, S_RUNCOUNT, -1);
+        if (new_runcount == NULL)
+            goto not_fast_error;
         Py_INCREF(next);
         Py_INCREF(source);
         before = SLOT(source, T_PREV);
@@ -239,23 +256,13 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
         set_slot(before, T_NEXT, next);
         set_slot(next, T_PREV, before);
         Py_DECREF(before);
-        if (add_long(sched, S_RUNCOUNT, -1) < 0) {
-            Py_DECREF(source);
-            Py_DECREF(next);
-            Py_DECREF(sched);
-            *result = NULL;
-            return 1;
-        }
+        put_slot(sched, S_RUNCOUNT, new_runcount);
     }
     set_slot(sched, S_CURRENT, next);
-    if (add_long(ch, C_BALANCE, direction) < 0) {
-        Py_DECREF(source);
-        Py_DECREF(next);
-        Py_DECREF(sched);
-        *result = NULL;
-        return 1;
-    }
-    set_slot(source, T_TEMPVAL, value);
+    put_slot(ch, C_BALANCE, new_balance);
+    kept = SLOT(source, T_TEMPVAL);  /* its old value: released after the switch */
+    Py_INCREF(value);
+    SLOT(source, T_TEMPVAL) = value;
     last = SLOT(ch, C_PREV);
     Py_INCREF(last);
     set_slot(last, NEXT_OF(last, ch), source);
@@ -268,24 +275,30 @@ fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
     Py_DECREF(sched);
     *result = switch_to(next);
     Py_DECREF(next);
+    Py_XDECREF(kept);
     return 1;
 
-failed_target:
-    Py_DECREF(target);
-    Py_DECREF(sched);
-    *result = NULL;
-    return 1;
 not_fast_error:
     PyErr_Clear();
 not_fast:
+    Py_XDECREF(new_balance);
+    Py_XDECREF(new_runcount);
     Py_DECREF(sched);
     return 0;
 }
 
 static PyObject *
-channel_send(PyObject *self, PyObject *value)
+channel_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *result;
+    PyObject *result, *value;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    /* send(value) or send(value=...), as the Python method takes it */
+    if (nargs + nkw != 1 || (nkw && PyUnicode_CompareWithASCIIString(
+            PyTuple_GET_ITEM(kwnames, 0), "value") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "send() takes exactly one argument: value");
+        return NULL;
+    }
+    value = args[0];
     if (fast_action(self, 1, value, &result))
         return result;
     return PyObject_CallFunction(fallback, "OiO", self, 1, value);
@@ -300,10 +313,10 @@ channel_receive(PyObject *self, PyObject *unused)
     return PyObject_CallFunction(fallback, "OiO", self, -1, Py_None);
 }
 
-static PyMethodDef send_def = {"send", channel_send, METH_O,
-    "Send ``value``; blocks until a receiver takes it (see ``preference``)."};
+static PyMethodDef send_def = {"send", (PyCFunction)(void (*)(void))channel_send,
+    METH_FASTCALL | METH_KEYWORDS, "send($self, value)\n--\n\nSend ``value``; blocks until a receiver takes it (see ``preference``)."};
 static PyMethodDef receive_def = {"receive", channel_receive, METH_NOARGS,
-    "Receive a value; blocks until a sender offers one.  A received bomb explodes."};
+    "receive($self)\n--\n\nReceive a value; blocks until a sender offers one.  A received bomb explodes."};
 
 static Py_ssize_t
 offset_of(PyObject *type, const char *name)

@@ -30,6 +30,46 @@ def test_the_fast_path_is_installed_when_it_was_built():
         assert stackless.channel.send.__doc__.startswith("Send")
 
 
+def test_send_takes_its_value_by_keyword_and_has_a_signature_either_way():
+    import inspect
+    assert list(inspect.signature(stackless.channel.send).parameters)[-1] == "value"
+    assert list(inspect.signature(stackless.channel.receive).parameters) in (["self"], [])
+    channel = stackless.channel()
+    got = []
+    stackless.tasklet(lambda: got.append(channel.receive()))()
+    stackless.run()
+    channel.send(value="by keyword")
+    assert got == ["by keyword"]
+    with pytest.raises(TypeError):
+        channel.send(1, 2)
+    with pytest.raises(TypeError):
+        channel.send(val=1)
+
+
+def test_a_tempval_released_while_blocking_may_use_the_same_channel():
+    """Its __del__ runs Python code mid-operation; it must see a whole channel."""
+    channel = stackless.channel()
+    seen = []
+
+    class Noisy:
+        def __del__(self):
+            seen.append(channel.balance)
+            seen.append(channel.queue is None or channel.queue.blocked)
+
+    def blocker():
+        stackless.getcurrent().tempval = Noisy()
+        seen.append(channel.receive())
+
+    stackless.tasklet(blocker)()
+    stackless.run()
+    channel.send("x")
+    stackless.run()
+    assert "x" in seen and seen[-1] == "x"
+    balance, whole = seen[0], seen[1]
+    assert balance in (0, -1) and whole
+    assert channel.balance == 0 and channel.queue is None
+
+
 def test_subclasses_and_the_slow_cases_still_work_through_the_fast_path():
     class Tagged(stackless.channel):
         __slots__ = ("tag",)
