@@ -193,6 +193,10 @@ class Chain:
             self._reply(("error", None, None))
         finally:
             active_recorders.pop(id(stackless.getcurrent()), None)
+            if self.replies.balance < 0:  # left by SystemExit & co.: never hang the request
+                log.error("durable controller %s stopped without an answer",
+                          getattr(self.controller, "__name__", "?"))
+                self._reply(("error", None, None))
 
     def _reply(self, message):
         if self.replies.balance < 0:  # only a waiting driver gets it
@@ -202,8 +206,10 @@ class Chain:
         """``continue_``: end this transition with ``page``; return the next input."""
         recorder = self.recorder
         if self.replay_steps is not None:
+            if recorder.diverged:
+                raise Divergence(recorder.diverged)
             if recorder.replaying:
-                raise Divergence("the controller skipped %d recorded draw(s)"
+                recorder.diverge("the controller skipped %d recorded draw(s)"
                                  % len(recorder.replaying))
             self.step += 1
             if self.replay_steps:
@@ -237,6 +243,8 @@ class Chain:
 
     def resume(self, parameters, environ):
         """Deliver the next request's input; return the controller's reply."""
+        if self.tasklet is None or not self.tasklet.alive:
+            return "error", None, None  # its controller is gone: nothing to answer
         self.pending_input = _input_of(parameters)
         self.inputs.send((parameters, environ))
         return self.replies.receive()
@@ -250,7 +258,8 @@ class Chain:
 
 def _input_of(parameters):
     """The part of a request recorded in the log: its parameters minus the id."""
-    return {name: values for name, values in parameters.items()
+    # copies: a controller that pops from req.parameters must not change the log
+    return {name: list(values) for name, values in parameters.items()
             if name != CONTINUATION_PARAMETER}
 
 
@@ -293,6 +302,7 @@ class DurableChains:
         self.tombstone_ttl = tombstone_ttl
         self.live = OrderedDict()
         self.replays = 0  # how many chains were loaded from the log (for tests)
+        self._loading = {}  # chain id -> channels of the tasklets waiting for its replay
         self._sweeping = False
         install_patches()
         self._schedule_sweep()  # from the first use on: also a process that only resumes
@@ -320,16 +330,18 @@ class DurableChains:
         """
         controller, version = self.app.durable_routes[route]
         chain = Chain(self, self._new_chain_id(), route, controller, version)
-        kind, page, events = chain.start(parameters, environ)
-        if kind == "final":
-            return "200 OK", page  # answered at once: nothing to remember
-        if kind != "page":
-            return _failure(kind)
         try:
+            kind, page, events = chain.start(parameters, environ)
+            if kind == "final":
+                return "200 OK", page  # answered at once: nothing to remember
+            if kind != "page":
+                return _failure(kind)
             _await(self.store.submit(lambda store, cursor: store.op_start(
                 cursor, chain.id, route, version, events, self.app.continuation_timeout)))
-        except Exception as exc:
+        except BaseException as exc:  # the store failed, or the request was abandoned
             chain.unload()
+            if not isinstance(exc, Exception):
+                raise
             return _unavailable(exc)
         self._advanced(chain, events, page)
         self._keep(chain)
@@ -369,20 +381,25 @@ class DurableChains:
     def _transition(self, chain, step, parameters, environ, reloaded=False):
         chain.busy = True
         try:
-            kind, page, events = chain.resume(parameters, environ)
-            if kind not in ("page", "final"):
-                self._drop(chain)
-                self._end(chain.id, "failed", step)
-                return _failure(kind)
-            final = None
-            if kind == "final":  # the tombstone keeps the last answer and its page
-                final = json.dumps([events[0], _text(page)], separators=(",", ":"))
             try:
+                kind, page, events = chain.resume(parameters, environ)
+                if kind not in ("page", "final"):
+                    self._drop(chain)
+                    self._end(chain.id, "failed", step)
+                    return _failure(kind)
+                final = None
+                if kind == "final":  # the tombstone keeps the last answer and its page
+                    final = json.dumps([events[0], _text(page)], separators=(",", ":"))
                 recorded = _await(self.store.submit(lambda store, cursor: store.op_record(
                     cursor, chain.id, step, events, self.app.continuation_timeout,
                     final=final)))
-            except Exception as exc:
-                self._drop(chain)  # memory ran ahead of the store: replay next time
+            except BaseException as exc:
+                # the store failed, or this request was abandoned (killed) while the
+                # commit was under way: memory may be ahead of the log, so it goes,
+                # and the next request replays whatever the log ends up holding
+                self._drop(chain)
+                if not isinstance(exc, Exception):
+                    raise
                 return _unavailable(exc)
             if not recorded:  # another process answered this step first
                 self._drop(chain)
@@ -415,7 +432,29 @@ class DurableChains:
     # -- loading by replay ------------------------------------------------------
 
     def _load(self, chain_id, step=None, parameters=None):
-        """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``."""
+        """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``.
+
+        One replay at a time per chain: a double submit just after a restart,
+        or a request racing the sweeper, waits for the replay under way
+        instead of making a second copy of the controller.
+        """
+        while chain_id in self._loading:
+            done = stackless.channel()
+            self._loading[chain_id].append(done)
+            done.receive()
+            chain = self.live.get(chain_id)
+            if chain is not None:
+                return chain
+        waiting = self._loading[chain_id] = []
+        try:
+            return self._replay(chain_id, step, parameters)
+        finally:
+            del self._loading[chain_id]
+            for done in waiting:
+                if done.balance < 0:  # (a waiter whose request was abandoned is gone)
+                    done.send(None)
+
+    def _replay(self, chain_id, step, parameters):
         try:
             record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
         except Exception as exc:
@@ -483,11 +522,14 @@ class DurableChains:
 
     def _keep(self, chain):
         live = self.live
+        previous = live.get(chain.id)
+        if previous is not None and previous is not chain and not previous.busy:
+            previous.unload()  # never two controllers for one chain
         live[chain.id] = chain
         live.move_to_end(chain.id)
         while len(live) > self.max_live:
-            oldest = next(iter(live.values()))
-            if oldest.busy:
+            oldest = next((idle for idle in live.values() if not idle.busy), None)
+            if oldest is None:
                 break
             self._drop(oldest)
 
@@ -558,7 +600,11 @@ class DurableChains:
                 return
         if chain.busy:
             return  # being answered right now: it is no longer idle
-        won = self._end(chain_id, "expired", chain.step)
+        chain.busy = True  # not evicted meanwhile: its cleanup must run if we win
+        try:
+            won = self._end(chain_id, "expired", chain.step)
+        finally:
+            chain.busy = False
         self.live.pop(chain_id, None)
         if won and chain.tasklet is not None and chain.tasklet.alive and chain.inputs.balance < 0:
             try:

@@ -88,6 +88,23 @@ class Hub:
         finally:
             self.busy_since = None
 
+    def run_callback(self, callback, what):
+        """Run a callback posted from another thread, then drain. (hub)
+
+        Store completions resume tasklets here, so a stuck controller shows
+        up in ``busy_since`` as it does when run by a request.
+        """
+        self.busy_with = what
+        self.busy_since = time.monotonic()
+        try:
+            try:
+                callback()
+            except Exception:
+                log.exception("a posted hub callback raised")
+            self.drain()
+        finally:
+            self.busy_since = None
+
     def abandon(self, job, status, message):
         """Answer a job the app left unanswered, killing its request tasklet. (hub)"""
         if job.finished:
@@ -237,12 +254,8 @@ class ThreadHub(Hub):
                 batch = list(inbox)
                 inbox.clear()
                 stopping = self._stopping
-            for callback in batch:
-                try:
-                    callback()
-                except Exception:
-                    log.exception("a hub job raised")
-                self.drain()  # what a posted wake-up made runnable runs now
+            for callback in batch:  # what a posted wake-up made runnable runs now
+                self.run_callback(callback, "a posted callback")
             self.fire_due_timers()
             if stopping and not inbox:
                 return
@@ -305,11 +318,7 @@ class InlineHub(Hub):
                 if not posted:
                     return
                 callback = posted.popleft()
-            try:
-                callback()
-            except Exception:
-                log.exception("a posted hub callback raised")
-            self.drain()
+            self.run_callback(callback, "a posted callback")
 
     def fire_due_timers(self):
         with self._timer_cond:

@@ -27,18 +27,28 @@ from stackless_compat import _scheduler
 __all__ = ["Recorder", "Divergence", "install_patches", "active_recorders"]
 
 
-class Divergence(Exception):
-    """A replay asked for something other than what the log recorded."""
+class Divergence(BaseException):
+    """A replay asked for something other than what the log recorded.
+
+    A ``BaseException`` (like ``TaskletExit``) so that a controller's own
+    ``except Exception:`` cannot swallow it and carry on with other state.
+    """
 
 
 class Recorder:
     """The draws of one chain.  Used only on the hub, by its controller tasklet."""
 
-    __slots__ = ("pending", "replaying")
+    __slots__ = ("pending", "replaying", "diverged")
 
     def __init__(self):
         self.pending = []      # draws of the live transition in progress
         self.replaying = None  # the recorded draws of the step being replayed
+        self.diverged = None   # once set, every later draw raises it again
+
+    def diverge(self, message):
+        """Raise ``Divergence(message)``, and again at every later draw."""
+        self.diverged = message
+        raise Divergence(message)
 
     def draw(self, kind, label, produce, decode=None):
         """Return ``produce()`` recorded live, or the recorded value in replay."""
@@ -47,13 +57,15 @@ class Recorder:
             value = produce()
             self.pending.append([kind, label, value])
             return decode(value) if decode else value
+        if self.diverged:
+            raise Divergence(self.diverged)
         if not replaying:
-            raise Divergence("the controller drew %s(%s), but the log has no more draws"
-                             " for this step" % (kind, label))
+            self.diverge("the controller drew %s(%s), but the log has no more draws"
+                         " for this step" % (kind, label))
         recorded_kind, recorded_label, value = replaying.pop(0)
         if recorded_kind != kind or recorded_label != label:
-            raise Divergence("the controller drew %s(%s) where the log has %s(%s)"
-                             % (kind, label, recorded_kind, recorded_label))
+            self.diverge("the controller drew %s(%s) where the log has %s(%s)"
+                         % (kind, label, recorded_kind, recorded_label))
         return decode(value) if decode else value
 
     def patched(self, name):

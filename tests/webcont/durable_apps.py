@@ -137,3 +137,59 @@ def short_game(req):
     req.continue_('<form><input type="hidden" name="__wc" value="%s"></form>'
                   % escape(req.continuation_id))
     return '<p id="state">final=%s</p>' % escape(req.parameters["n"][0])
+
+
+def quitter(req):
+    """Leaves with SystemExit (not an Exception) when asked to."""
+    moves = 0
+    while True:
+        req.continue_('<p id="state">moves=%d</p><form><input type="hidden" name="__wc"'
+                      ' value="%s"></form>' % (moves, escape(req.continuation_id)))
+        moves += 1
+        if req.parameters.get("quit"):
+            raise SystemExit("bye")
+
+
+def forgiving_v1(req):
+    """Swallows every Exception around its step, as careless validation code does."""
+    total = 0
+    while True:
+        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
+                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
+        try:
+            total += int(req.parameters["n"][0]) * req.randint(1, 9)
+        except Exception:
+            pass
+
+
+def forgiving_v2(req):
+    """forgiving_v1 with another draw: its replay of a v1 log diverges."""
+    total = 0
+    while True:
+        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
+                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
+        try:
+            total += int(req.parameters["n"][0]) * req.randint(1, 99)
+        except Exception:
+            pass
+
+
+def forgiving_v3(req):
+    """forgiving_v1 without its draw, retrying whatever goes wrong, suspending too."""
+    total = 0
+    while True:
+        try:
+            req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
+                          ' value="%s"></form>' % (total, escape(req.continuation_id)))
+            total += int(req.parameters["n"][0])
+        except Exception:
+            continue
+
+
+def consuming(req):
+    """Takes its input out of req.parameters in place."""
+    total = 0
+    while True:
+        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
+                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
+        total += int(req.parameters["n"].pop())

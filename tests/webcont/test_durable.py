@@ -304,6 +304,150 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
         gateway.close()
 
 
+def _with_gateway(app, **gateway_options):
+    server = InProcess.__new__(InProcess)
+    server.app, server.gateway = app, webcont.gateway(app, **gateway_options)
+    return server
+
+
+def test_a_commit_that_fails_after_its_request_gave_up_is_not_applied_twice(tmp_path, monkeypatch):
+    """The retry of the same form is one move, live and after a restart."""
+    import sqlite3
+    from webcont._store import LogStore
+    url = "sqlite:///%s" % (tmp_path / "g.db")
+    server = _with_gateway(durable_apps.adder_app(url), request_timeout=0.5)
+    try:
+        _, page = server.get()
+        cid, first_bonus = ID.search(page).group(1), int(state(page)["bonus"])
+        original = LogStore.op_record
+
+        def locked(self, *args, **kwargs):  # SQLite busy past request_timeout, then failing
+            time.sleep(1.0)
+            raise sqlite3.OperationalError("database is locked")
+        monkeypatch.setattr(LogStore, "op_record", locked)
+        assert server.step(cid, n=5)[0] == 504
+        monkeypatch.setattr(LogStore, "op_record", original)
+        time.sleep(1.2)  # the late commit fails meanwhile
+        status, page = server.step(cid, n=5)  # the user retries
+        assert status == 200 and state(page)["moves"] == "1"
+        assert int(state(page)["total"]) == 5 + first_bonus  # not 10 + two bonuses
+        bonus = int(state(page)["bonus"])
+    finally:
+        server.gateway.close()
+    again = _with_gateway(durable_apps.adder_app(url))
+    try:
+        status, shown = again.get("__wc=%s&__show=1" % ID.search(page).group(1))
+        assert status == 200 and state(shown) == state(page) and int(state(shown)["bonus"]) == bonus
+    finally:
+        again.gateway.close()
+
+
+def test_a_new_game_whose_first_commit_outlasts_the_request_leaves_no_tasklet(tmp_path, monkeypatch):
+    from webcont import _recorder
+    from webcont._store import LogStore
+    server = _with_gateway(durable_apps.adder_app("sqlite:///%s" % (tmp_path / "g.db")),
+                           request_timeout=0.3)
+    try:
+        server.get()  # the store is open
+        before = len(_recorder.active_recorders)
+        original = LogStore.op_start
+
+        def slow_start(self, *args, **kwargs):
+            time.sleep(0.6)
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(LogStore, "op_start", slow_start)
+        assert [server.get()[0] for _ in range(3)] == [504] * 3
+        monkeypatch.setattr(LogStore, "op_start", original)
+        time.sleep(0.8)
+        assert server.get()[0] == 200  # (and runs on the hub after the late commits)
+        assert len(_recorder.active_recorders) == before + 1  # just the new game's
+    finally:
+        server.gateway.close()
+
+
+def test_a_controller_leaving_with_systemexit_answers_500_and_its_game_ends(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    game.app.route("/", durable_apps.quitter, durable=True)
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    started = time.monotonic()
+    assert game.step(cid, quit=1)[0] == 500
+    status, gone = game.step(cid, n=1)
+    assert status == 410 and "error on the server" in gone
+    assert time.monotonic() - started < 5  # answered at once, not at request_timeout
+    assert game.get()[0] == 200
+
+
+def test_a_divergence_is_not_swallowed_by_the_controllers_except_exception(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "g.db")
+
+    def serve(controller):
+        app = webcont.SessionlessApp(store=url, secret="s" * 32)
+        app.route("/", controller, durable=True, version=controller.__name__)
+        return _with_gateway(app, request_timeout=5)
+    server = serve(durable_apps.forgiving_v1)
+    _, page = server.get()
+    _, page = server.step(ID.search(page).group(1), n=10)
+    cid = ID.search(page).group(1)
+    server.gateway.close()
+    for changed in (durable_apps.forgiving_v2, durable_apps.forgiving_v3):
+        server = serve(changed)
+        try:
+            started = time.monotonic()
+            assert server.step(cid, n=1)[0] == 410  # "version": not a silent other state
+            assert server.get()[0] == 200  # and the hub is free
+            assert time.monotonic() - started < 4
+        finally:
+            server.gateway.close()
+
+
+def test_a_controller_consuming_its_parameters_does_not_change_the_log(served, store_url):
+    game = served(durable_apps.adder_app, store_url)
+    game.app.route("/", durable_apps.consuming, durable=True)
+    _, page = game.get()
+    status, page = game.step(ID.search(page).group(1), n=5)
+    assert status == 200 and state(page)["total"] == "5"
+    game.restart()
+    game.app.route("/", durable_apps.consuming, durable=True)
+    status, page = game.step(ID.search(page).group(1), n=2)
+    assert status == 200 and state(page)["total"] == "7"
+
+
+def test_two_requests_loading_one_game_replay_it_once(tmp_path, monkeypatch):
+    import threading
+    from webcont import _recorder
+    from webcont._store import LogStore
+    url = "sqlite:///%s" % (tmp_path / "g.db")
+    server = _with_gateway(durable_apps.adder_app(url))
+    _, page = server.get()
+    cid = ID.search(page).group(1)
+    server.gateway.close()
+    server = _with_gateway(durable_apps.adder_app(url))
+    try:
+        server.get()  # the store is open; one game in memory
+        before = len(_recorder.active_recorders)
+        original = LogStore.op_load
+
+        def slow_load(self, *args, **kwargs):
+            time.sleep(0.3)  # both requests arrive while the log is read
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(LogStore, "op_load", slow_load)
+        answers = []
+        requests = [threading.Thread(target=lambda: answers.append(server.step(cid, n=5)))
+                    for _ in range(2)]
+        for request in requests:
+            request.start()
+        for request in requests:
+            request.join()
+        # the double submit is one move: the same page again, or "being submitted"
+        assert sorted(status for status, _ in answers) in ([200, 200], [200, 409])
+        assert all(state(page)["moves"] == "1" for status, page in answers if status == 200)
+        assert server.app._chains.replays == 1
+        assert len(_recorder.active_recorders) == before + 1
+    finally:
+        server.gateway.close()
+
+
 def test_logging_inside_a_controller_does_not_break_its_replay(served, store_url):
     game = served(durable_apps.adder_app, store_url)
     game.app.route("/", durable_apps.chatty, durable=True)

@@ -177,3 +177,37 @@ def test_sessionless_app_outside_a_hub_says_how_to_serve_it():
     app = SessionlessApp({"/": lambda req: "x"})
     with pytest.raises(RuntimeError, match="webcont.serve"):
         call(app)
+
+
+@pytest.mark.parametrize("kind", ["thread", "inline"])
+def test_a_posted_callback_counts_as_busy_for_the_stall_watch(kind):
+    """Store completions resume tasklets through posted callbacks: a controller
+    stuck after one must show in busy_since as one run by a request does."""
+    from webcont._hub import InlineHub, ThreadHub
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    def stuck():
+        started.set()
+        release.wait(5)
+        seen.append("ran")
+    if kind == "thread":
+        hub = ThreadHub()
+        hub.post(stuck)
+    else:
+        hub = InlineHub(server_post=lambda callback: None)
+        hub.post(stuck)
+        runner = threading.Thread(target=hub.run_posted)
+        runner.start()
+    assert started.wait(5)
+    assert hub.busy_since is not None and hub.busy_with == "a posted callback"
+    release.set()
+    deadline = time.monotonic() + 5
+    while hub.busy_since is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.busy_since is None and seen == ["ran"]
+    if kind == "thread":
+        hub.stop()
+    else:
+        runner.join(5)
+        hub.close()
