@@ -448,6 +448,44 @@ def test_two_requests_loading_one_game_replay_it_once(tmp_path, monkeypatch):
         server.gateway.close()
 
 
+def test_a_game_being_expired_is_not_evicted_before_its_cleanup_runs(tmp_path, monkeypatch):
+    import threading
+    from webcont import _durable
+    app = durable_apps.adder_app("sqlite:///%s" % (tmp_path / "g.db"), continuation_timeout=0.5,
+                                 sweep_interval=0.2, max_continuations=1)
+    server = _with_gateway(app)
+    original_end = _durable.DurableChains._end
+    in_expiry = threading.Event()
+
+    def slow_end(self, chain_id, state_, step=None):  # a slow store round trip
+        if state_ == "expired" and not in_expiry.is_set():
+            in_expiry.set()
+            _durable._await(self.store.read(lambda store, cursor: time.sleep(0.5)))
+        return original_end(self, chain_id, state_, step)
+    original_expire = _durable.DurableChains.expire
+    cleanups_after_expiry = {}
+
+    def watched_expire(self, chain_id):
+        original_expire(self, chain_id)
+        cleanups_after_expiry.setdefault(chain_id, list(durable_apps._cleanups))
+    monkeypatch.setattr(_durable.DurableChains, "_end", slow_end)
+    monkeypatch.setattr(_durable.DurableChains, "expire", watched_expire)
+    durable_apps._cleanups.clear()
+    try:
+        _, page = server.get()  # game A
+        game_a = ID.search(page).group(1).split(".")[0]
+        assert in_expiry.wait(5)  # the sweeper is expiring A ...
+        assert server.get()[0] == 200  # ... when game B would evict it (cap 1)
+        deadline = time.monotonic() + 5
+        while not cleanups_after_expiry and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (expired, cleanups), = cleanups_after_expiry.items()
+        assert expired == game_a
+        assert cleanups == ["timeout"]  # A's own cleanup ran as A expired
+    finally:
+        server.gateway.close()
+
+
 def test_logging_inside_a_controller_does_not_break_its_replay(served, store_url):
     game = served(durable_apps.adder_app, store_url)
     game.app.route("/", durable_apps.chatty, durable=True)
