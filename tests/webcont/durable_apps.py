@@ -139,39 +139,39 @@ def short_game(req):
     return '<p id="state">final=%s</p>' % escape(req.parameters["n"][0])
 
 
+def _form(req, state):
+    """A page showing ``state`` with a form carrying the continuation id."""
+    return ('<p id="state">%s</p><form><input type="hidden" name="__wc" value="%s"></form>'
+            % (state, escape(req.continuation_id)))
+
+
 def quitter(req):
     """Leaves with SystemExit (not an Exception) when asked to."""
     moves = 0
     while True:
-        req.continue_('<p id="state">moves=%d</p><form><input type="hidden" name="__wc"'
-                      ' value="%s"></form>' % (moves, escape(req.continuation_id)))
+        req.continue_(_form(req, "moves=%d" % moves))
         moves += 1
         if req.parameters.get("quit"):
             raise SystemExit("bye")
 
 
-def forgiving_v1(req):
-    """Swallows every Exception around its step, as careless validation code does."""
-    total = 0
-    while True:
-        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
-                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
-        try:
-            total += int(req.parameters["n"][0]) * req.randint(1, 9)
-        except Exception:
-            pass
+def _forgiving(high):
+    """A controller that swallows every Exception around its step, as careless
+    validation code does; versions differ in the range of their one draw."""
+    def forgiving(req):
+        total = 0
+        while True:
+            req.continue_(_form(req, "total=%d" % total))
+            try:
+                total += int(req.parameters["n"][0]) * req.randint(1, high)
+            except Exception:
+                pass
+    forgiving.__name__ = "forgiving_%d" % high
+    return forgiving
 
 
-def forgiving_v2(req):
-    """forgiving_v1 with another draw: its replay of a v1 log diverges."""
-    total = 0
-    while True:
-        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
-                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
-        try:
-            total += int(req.parameters["n"][0]) * req.randint(1, 99)
-        except Exception:
-            pass
+forgiving_v1 = _forgiving(9)
+forgiving_v2 = _forgiving(99)  # replays a v1 log with another draw: diverges
 
 
 def forgiving_v3(req):
@@ -179,8 +179,7 @@ def forgiving_v3(req):
     total = 0
     while True:
         try:
-            req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
-                          ' value="%s"></form>' % (total, escape(req.continuation_id)))
+            req.continue_(_form(req, "total=%d" % total))
             total += int(req.parameters["n"][0])
         except Exception:
             continue
@@ -190,6 +189,5 @@ def consuming(req):
     """Takes its input out of req.parameters in place."""
     total = 0
     while True:
-        req.continue_('<p id="state">total=%d</p><form><input type="hidden" name="__wc"'
-                      ' value="%s"></form>' % (total, escape(req.continuation_id)))
+        req.continue_(_form(req, "total=%d" % total))
         total += int(req.parameters["n"].pop())
