@@ -14,18 +14,17 @@ a loopback port.  Everything started is stopped at the end, also on errors
 Two parts:
 
 * ``scale``: requests/s of durable game steps, driven by ``wrk`` (one
-  thread, ``-c`` keep-alive connections) with ``cluster.lua`` (``game.lua``
-  that also counts the ``X-Webcont-Node`` of each response): each request
+  thread, ``-c`` keep-alive connections) with ``game.lua`` (which also
+  counts the ``X-Webcont-Node`` of each response): each request
   resumes a game with a random guess under the id read from an earlier
   response, so nginx routes it to the game's home node by the id's prefix;
   a won game is replaced by a new one, which nginx gives to any node.
   Contenders, runs interleaved, medians of ``--repeats``: one node behind
-  nginx (the baseline), two nodes behind nginx, and both again with
-  ``keepalive 16`` added to each upstream block (the generated config has
-  none, so nginx opens a new connection to a node for every request; shown,
-  not judged).  The two nodes are the same processes for every contender
-  (the one-node configs list only n0).  ``--separate-stores`` adds two more
-  nodes with a SQLite file each behind a keepalive nginx: not a deployment
+  nginx (the baseline) and two nodes behind nginx, both with the config
+  ``python -m webcont nginx-config --full`` writes (upstream keepalive
+  included).  The two nodes are the same processes for both contenders
+  (the one-node config lists only n0).  ``--separate-stores`` adds two more
+  nodes with a SQLite file each behind their own nginx: not a deployment
   (no failover between them), a measure of what sharing one file costs.
   CPU: the load generator's (``wrk``, ``getrusage(RUSAGE_CHILDREN)`` around
   its run), nginx's (master and workers), the nodes' (all threads, the store
@@ -34,8 +33,7 @@ Two parts:
   Target: two nodes >= 1.4x one node, both behind the generated config.
 * ``failover``: ``--nodes`` nodes behind nginx (``--fail-timeout`` 1 s, so a
   restarted node is taken back quickly; a refused connection costs nginx
-  nothing, so the value does not change what is measured; ``--keepalive``
-  adds upstream keepalive).  Starts ``--games`` games through nginx and
+  nothing, so the value does not change what is measured).  Starts ``--games`` games through nginx and
   plays each to ``--steps`` recorded steps with guesses that never win;
   then, for each node in turn: kill it with SIGKILL, time one step of each
   of its games through nginx (one client, one request at a time: nginx finds
@@ -53,7 +51,7 @@ Two parts:
     python bench/cluster.py [--parts scale,failover] [--duration S] [--repeats R]
                             [--concurrency 16] [--nodes 3] [--games 90] [--steps 20]
                             [--fail-timeout 1] [--store sqlite|postgresql]
-                            [--keepalive] [--separate-stores]
+                            [--separate-stores]
 """
 
 import argparse
@@ -81,7 +79,7 @@ from bench.http import cpu_seconds, find_wrk  # noqa: E402
 from webcont._nginx import nginx_config  # noqa: E402
 
 HERE = os.path.join(ROOT, "bench")
-SCRIPT = os.path.join(HERE, "cluster.lua")
+SCRIPT = os.path.join(HERE, "game.lua")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
@@ -153,24 +151,15 @@ class Node:
         return int(match.group(1))
 
 
-def add_upstream_keepalive(config, connections=16):
-    """The same config with ``keepalive N`` in every upstream block."""
-    return re.sub(r"(\n(\s*)upstream [^{]+\{\n)",
-                  lambda m: "%s%s    keepalive %d;\n" % (m.group(1), m.group(2), connections),
-                  config)
-
-
 class Nginx:
     """nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;' on a free loopback port."""
 
-    def __init__(self, nodes, fail_timeout=10, keepalive=False):
+    def __init__(self, nodes, fail_timeout=10):
         self.prefix = tempfile.mkdtemp(prefix="webcont-bench-nginx-")
         self.port = free_port()
         config = nginx_config("127.0.0.1:%d" % self.port,
                               [(node.name, node.address) for node in nodes],
                               fail_timeout=fail_timeout, full=True)
-        if keepalive:
-            config = add_upstream_keepalive(config)
         if os.geteuid() == 0:
             config = "user root;\n" + config  # workers must reach the private prefix
         self.config = config
@@ -299,6 +288,7 @@ def run_wrk(wrk, url, nodes, nginx, connections, seconds, cleanup):
 
 BASELINE = "1 node, nginx"
 TWO = "2 nodes, nginx"
+SEPARATE = "2 nodes, SQLite each"
 
 
 def part_scale(args, directory, cleanup):
@@ -313,17 +303,15 @@ def part_scale(args, directory, cleanup):
     try:
         for name in ("n0", "n1"):
             nodes.append(Node(name, free_port(), store, secret_file, directory))
-        for label, used, keepalive in ((BASELINE, nodes[:1], False), (TWO, nodes, False),
-                                       ("1 node, nginx keepalive", nodes[:1], True),
-                                       ("2 nodes, nginx keepalive", nodes, True)):
-            proxies.append(Nginx(used, keepalive=keepalive))
+        for label, used in ((BASELINE, nodes[:1]), (TWO, nodes)):
+            proxies.append(Nginx(used))
             contenders[label] = (proxies[-1].url, used, proxies[-1])
         if args.separate_stores:  # a diagnosis, not a deployment: no failover between them
             for name in ("m0", "m1"):
                 nodes.append(Node(name, free_port(), "sqlite:///%s" % os.path.join(
                     directory, name + ".db"), secret_file, directory))
-            proxies.append(Nginx(nodes[2:], keepalive=True))
-            contenders["2 nodes keepalive, SQLite each"] = (proxies[-1].url, nodes[2:],
+            proxies.append(Nginx(nodes[2:]))
+            contenders[SEPARATE] = (proxies[-1].url, nodes[2:],
                                                             proxies[-1])
         for label, (url, used, proxy) in contenders.items():  # warm up: imports, first games
             if len(used) == 2:
@@ -377,28 +365,21 @@ def part_scale(args, directory, cleanup):
               " the same processes for every contender)" % (bad, games))
         print()
         ratio = med[TWO]["rps"] / base
-        keepalive = med["2 nodes, nginx keepalive"]["rps"] / med["1 node, nginx keepalive"]["rps"]
         verdicts.append(ratio >= 1.4 and bad == 0)
         two = med[TWO]
         summary.append("c=%d: 2 nodes %.0f req/s = %.2fx 1 node %.0f (target >= 1.4x: %s);"
-                       " with upstream keepalive %.0f = %.2fx %.0f (%.2fx the generated"
-                       " config's 1 node); at 2 nodes wrk %.0f%% + nginx %.0f%% + nodes"
+                       " at 2 nodes wrk %.0f%% + nginx %.0f%% + nodes"
                        " %.0f%%%s of a core (%.0f/%.0f/%.0f%s us per request); p99 %.1f ms;"
                        " %d errors/non-2xx"
                        % (c, two["rps"], ratio, base, "met" if ratio >= 1.4 else "NOT met",
-                          med["2 nodes, nginx keepalive"]["rps"], keepalive,
-                          med["1 node, nginx keepalive"]["rps"],
-                          med["2 nodes, nginx keepalive"]["rps"] / base,
                           two["wrk"] * 100, two["nginx"] * 100, two["nodes"] * 100,
                           " + PostgreSQL %.0f%%" % (two["db"] * 100) if postgres else "",
                           two["wrk_r"] * 1e6, two["nginx_r"] * 1e6, two["nodes_r"] * 1e6,
                           "/%.0f" % (two["db_r"] * 1e6) if postgres else "",
                           two["p99"] * 1e3, bad))
         if args.separate_stores:
-            summary[-1] += ("; diagnosis, 2 nodes keepalive with a SQLite file each (no"
-                            " failover): %.2fx 1 node keepalive"
-                            % (med["2 nodes keepalive, SQLite each"]["rps"]
-                               / med["1 node, nginx keepalive"]["rps"]))
+            summary[-1] += ("; diagnosis, 2 nodes with a SQLite file each (no"
+                            " failover): %.2fx 1 node" % (med[SEPARATE]["rps"] / base))
     return "; ".join(summary), all(verdicts)
 
 
@@ -489,8 +470,7 @@ def part_failover(args, directory, cleanup):
     try:
         for name in names:
             nodes[name] = Node(name, free_port(), store, secret_file, directory)
-        nginx = Nginx(list(nodes.values()), fail_timeout=args.fail_timeout,
-                      keepalive=args.keepalive)
+        nginx = Nginx(list(nodes.values()), fail_timeout=args.fail_timeout)
         client = Client(nginx.port)
         started = time.perf_counter()
         games = [Game(client, rng) for _ in range(args.games)]
@@ -539,10 +519,9 @@ def part_failover(args, directory, cleanup):
     if any(codes):
         print("(a node exited with %s: see the logs)" % codes)
     ok_stale, waited, held, homes = extra["stale"]
-    print("(b) failover: %d nodes behind nginx (fail_timeout %d s%s), %d games of %d recorded"
+    print("(b) failover: %d nodes behind nginx (fail_timeout %d s), %d games of %d recorded"
           " steps (built in %.1f s); each node killed with SIGKILL in turn, one client"
-          % (args.nodes, args.fail_timeout, ", upstream keepalive" if args.keepalive else "",
-             args.games, args.steps, built))
+          % (args.nodes, args.fail_timeout, args.games, args.steps, built))
     print("  %-40s %8s %8s %8s %8s %6s" % ("step through nginx", "p50 ms", "p99 ms", "max ms",
                                             "mean ms", "n"))
     for label, values in (("normal (all nodes up)", normal),
@@ -588,8 +567,6 @@ def main(argv=None):
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite",
                         help="the shared store (postgresql: a throwaway server,"
                         " tests/postgres_server.py)")
-    parser.add_argument("--keepalive", action="store_true",
-                        help="part failover: add keepalive 16 to the upstream blocks")
     parser.add_argument("--separate-stores", action="store_true",
                         help="part scale: also 2 nodes with a SQLite file each (a diagnosis"
                         " of the shared file's cost; no failover between them)")
