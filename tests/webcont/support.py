@@ -192,6 +192,14 @@ def message(page):
     return page.strip().split("<br")[0].strip()  # the seed's fragment starts with it
 
 
+def won(page):
+    """True when ``page`` announces a won game.
+
+    Not ``"Yay" in page``: the random ids in a page's forms can spell "Yay".
+    """
+    return re.search(r"Yay(?: -)? \d+", page) is not None
+
+
 def play_to_the_end(client, path="/", secret_hint=None):
     """Binary-search a guess-the-number game; return (pages seen, final page)."""
     status, _, page = client.get(path)
