@@ -1,8 +1,11 @@
 """Serve one benchmark app on a free loopback port; print its URL on stdout.
 
-    python bench/_serve.py hello|game|seed [--threads N] [--store URL --secret S]
+    python bench/_serve.py hello|page|game|seed [--threads N] [--store URL --secret S]
 
-``hello``: a hello-world WSGI app under plain waitress.  ``game``:
+``hello``: a hello-world WSGI app under plain waitress.  ``page``: plain
+waitress answering every request with the bytes and headers of a game page
+(rendered once by the demo at start-up), to tell what a bigger response costs
+waitress from what webcont costs.  ``game``:
 ``webcont.demos.demo_app()`` (guess-the-number at ``/``) under
 ``webcont.serve``; with ``--store`` it is durable instead,
 ``demo_app(durable=True, store=URL, secret=S)`` (``bench/durable.py``).
@@ -11,6 +14,7 @@ Stop it with SIGTERM.
 """
 
 import argparse
+import io
 import os
 import sys
 
@@ -25,9 +29,28 @@ def hello(environ, start_response):
     return [body]
 
 
+def static_page():
+    """A WSGI app answering the demo's first page, status and headers, always."""
+    import webcont
+    from webcont.demos import demo_app
+    gateway = webcont.gateway(demo_app())
+    answer = {}
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b"")}
+    body = b"".join(gateway(environ, lambda status, headers: answer.update(
+        status=status, headers=headers)))
+    gateway.close()
+
+    def page(environ, start_response):
+        start_response(answer["status"], answer["headers"])
+        return [body]
+    return page
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("app", choices=["hello", "game", "seed"])
+    parser.add_argument("app", choices=["hello", "page", "game", "seed"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--store", help="game only: durable, keeping games in this store URL")
     parser.add_argument("--secret", default="bench-secret-" + "x" * 20,
@@ -36,9 +59,10 @@ def main():
     if args.store and args.app != "game":
         parser.error("--store is for the game only")
     ready = lambda url: print(url, flush=True)  # noqa: E731
-    if args.app == "hello":
+    if args.app in ("hello", "page"):
         from waitress.server import create_server
-        server = create_server(hello, host="127.0.0.1", port=0, threads=args.threads)
+        app = hello if args.app == "hello" else static_page()
+        server = create_server(app, host="127.0.0.1", port=0, threads=args.threads)
         ready("http://127.0.0.1:%s/" % server.effective_port)
         server.run()
         return

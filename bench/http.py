@@ -48,6 +48,7 @@ SCRIPT = os.path.join(HERE, "game.lua")
 SERVERS = {  # contender -> _serve.py arguments
     "(a) waitress hello, threads=1": ["hello", "--threads", "1"],
     "(a) waitress hello, threads=4": ["hello", "--threads", "4"],
+    "(a') waitress, a game's page": ["page", "--threads", "1"],
     "(b) webcont game step": ["game"],
     "(c) seed under webcont.serve": ["seed"],
 }
@@ -176,15 +177,18 @@ def main(argv=None):
         for name in SERVERS:
             m, t = med[name, c], totals[name, c]
             resumed = ("%.0f%%" % (100.0 * t["resumed"] / max(1, t["started"] + t["resumed"]))
-                       if not name.startswith("(a)") else "-")
+                       if not name.startswith("(a") else "-")
             print("  %-30s %7.0f %5.2fx %7.2f %7.2f %8.0f %5.2fx %8s %6d"
                   % (name, m["rps"], m["rps"] / base, m["p50"] * 1e3, m["p99"] * 1e3,
                      m["cpu"] * 1e6, base_cpu / m["cpu"], resumed, t["errors"] + t["non2xx"]))
         game = med["(b) webcont game step", c]
-        summary.append("c=%d: game step %.0f req/s = %.2fx hello t1 (CPU ratio %.2fx; %.2fx t4),"
+        page = med["(a') waitress, a game's page", c]
+        summary.append("c=%d: game step %.0f req/s = %.2fx hello t1 (CPU ratio %.2fx; %.2fx t4;"
+                       " %.2fx, CPU %.2fx, waitress serving the same page),"
                        " p50 %.1f ms, p99 %.1f ms; seed %.2fx (CPU %.2fx)"
                        % (c, game["rps"], game["rps"] / base, base_cpu / game["cpu"],
                           game["rps"] / med["(a) waitress hello, threads=4", c]["rps"],
+                          game["rps"] / page["rps"], page["cpu"] / game["cpu"],
                           game["p50"] * 1e3, game["p99"] * 1e3,
                           med["(c) seed under webcont.serve", c]["rps"] / base,
                           base_cpu / med["(c) seed under webcont.serve", c]["cpu"]))
