@@ -71,12 +71,12 @@ class _GatewayBase:
         log_refused(log, environ, status[:3], message)
         return _error_response(start_response, status, message)
 
-    def _job(self, environ):
+    def _job(self, environ, wait_here=False):
         body = read_body(environ, self.max_body_bytes)
         environ = dict(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        return Job(environ)
+        return Job(environ, wait_here)
 
     def _close_app(self):
         """Let the app release what it holds (a durable store flushes its writes)."""
@@ -108,7 +108,7 @@ class Gateway(_GatewayBase):
 
     def __call__(self, environ, start_response):
         try:
-            job = self._job(environ)
+            job = self._job(environ, wait_here=True)
         except _Refused as refused:
             return self._refuse(environ, start_response, refused)
         try:

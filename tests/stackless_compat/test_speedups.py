@@ -85,8 +85,9 @@ def test_subclasses_and_the_slow_cases_still_work_through_the_fast_path():
     stackless.run()
     channel.send(2)                      # slow: a channel callback is set
     stackless.set_channel_callback(None)
-    with pytest.raises(TypeError):
-        stackless.channel.send(object(), 1)  # the descriptor checks its self
+    if _channel.SPEEDUPS:
+        with pytest.raises(TypeError):
+            stackless.channel.send(object(), 1)  # the C descriptor checks its self
     assert got == [1, "cb", "cb", 2]
 
 

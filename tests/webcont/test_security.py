@@ -279,6 +279,26 @@ def test_an_app_copying_input_into_a_header_gets_a_500_not_a_split_response(capl
         gateway.close()
 
 
+def test_headers_checked_once_are_remembered_without_letting_bad_ones_through():
+    from webcont._job import check_response
+    good = [("Location", "/next"), ("X-Tag", "a")]
+    check_response("302 Found", good)
+    check_response("302 Found", good)  # remembered: still fine
+    with pytest.raises(ValueError, match="bad value for header Location"):
+        check_response("302 Found", [("Location", "/next\r\nSet-Cookie: a=b")])
+    with pytest.raises(ValueError, match="bad value"):
+        check_response("200 OK", [["X-Tag", "a\n"]])  # lists are checked, never remembered
+
+    class Liar(str):  # poses as "a": must not borrow that header's pass
+        def __hash__(self):
+            return hash("a")
+
+        def __eq__(self, other):
+            return True
+    with pytest.raises(ValueError, match="bad value for header X-Tag"):
+        check_response("200 OK", [("X-Tag", Liar("a\r\nX: y"))])
+
+
 def test_every_page_webcont_writes_carries_the_security_headers(site):
     app, gateway = site
     _, _, page = call(gateway, "/")
