@@ -75,7 +75,7 @@ sys.path[0] = ROOT
 import http.client  # noqa: E402  (after the path fix)
 
 from bench._common import continuation_id  # noqa: E402
-from bench.http import cpu_seconds, find_wrk  # noqa: E402
+from bench.http import cpu_seconds, find_wrk, stop_process  # noqa: E402
 from webcont._nginx import nginx_config  # noqa: E402
 
 HERE = os.path.join(ROOT, "bench")
@@ -126,16 +126,10 @@ class Node:
         self.process.stdout.close()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        code = stop_process(self.process)
         if not self.process.stdout.closed:
             self.process.stdout.close()
-        return self.process.returncode
+        return code
 
     def games_in_memory(self):
         """The count of games this node holds, from its /healthz."""
