@@ -14,7 +14,6 @@ Stop it with SIGTERM.
 """
 
 import argparse
-import io
 import os
 import sys
 
@@ -32,13 +31,11 @@ def hello(environ, start_response):
 def static_page():
     """A WSGI app answering the demo's first page, status and headers, always."""
     import webcont
+    from bench._common import waitress_environ
     from webcont.demos import demo_app
     gateway = webcont.gateway(demo_app())
     answer = {}
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
-               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b"")}
-    body = b"".join(gateway(environ, lambda status, headers: answer.update(
+    body = b"".join(gateway(waitress_environ(), lambda status, headers: answer.update(
         status=status, headers=headers)))
     gateway.close()
 
