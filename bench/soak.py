@@ -370,7 +370,7 @@ def main(argv=None):
             print("%s: skipped, the time or request budget is spent" % name)
             continue
         SCENARIOS[name](args, budget, check)
-    print("soak: %d requests in %.0f s; %s" % (
+    print("summary: soak: %d requests in %.0f s; %s" % (
         budget.requests, time.monotonic() - started,
         "all checks passed" if not check.failures else "%d check(s) FAILED" % len(check.failures)))
     return 1 if check.failures else 0
