@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 
 import webcont
 from webcont.demos import demo_app
@@ -31,7 +32,8 @@ def main(argv=None):
     parser.add_argument("--store", help="keep games durable in this store:"
                         " sqlite:///games.db or postgresql://user@host/db")
     parser.add_argument("--secret-file", default="webcont-secret.txt",
-                        help="file holding the id secret for --store (created if missing)")
+                        help="file holding the id secret for --store (created, mode 600,"
+                        " if there is none; never replaced)")
     parser.add_argument("--node", help="this node's name in a cluster (e.g. n0; needs --store)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -48,7 +50,7 @@ def main(argv=None):
         try:
             options.update(durable=True, store=args.store, secret=read_secret(args.secret_file),
                            node=args.node)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             print("demo: cannot use the secret file %s: %s" % (args.secret_file, exc),
                   file=sys.stderr)
             return 2
@@ -67,20 +69,34 @@ def main(argv=None):
     return 0
 
 
-def read_secret(path):
-    """The id secret in ``path``; a new random one is written there (mode 600) if absent."""
-    try:
-        with open(path) as file:
-            secret = file.read().strip()
-        if len(secret) >= 32:
+def read_secret(path, wait=5.0):
+    """The id secret in ``path``; a new random one is written there (mode 600) if absent.
+
+    An existing file is never replaced: one holding fewer than 16 characters
+    raises ``ValueError``.  Nodes started together on one file agree: the
+    first creates it, the others read what it wrote.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open(path) as file:
+                secret = file.read().strip()
+        except FileNotFoundError:
+            secret = secrets.token_hex(32)
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another node created it just now: read theirs
+                continue
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secret + "\n")
             return secret
-    except FileNotFoundError:
-        pass
-    secret = secrets.token_hex(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secret + "\n")
-    return secret
+        if len(secret) >= 16:
+            return secret
+        if secret or time.monotonic() > deadline:
+            raise ValueError("it holds %d characters, fewer than the 16 an id secret needs;"
+                             " put a longer one in it, or delete it to have one made"
+                             % len(secret))
+        time.sleep(0.05)  # empty: another node may be writing it right now
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ tasklet until the next request that carries its continuation id: a whole
 multi-step interaction is one plain function with local variables.
 
 Public API: ``SessionlessApp``, ``SessionlessRequest``, ``TimeoutException``,
-``gateway(wsgi_app)`` and ``serve(wsgi_app, host, port, **waitress_options)``;
+``gateway(wsgi_app)`` and ``serve(wsgi_app, host, port, *, ready=None,
+**waitress_options)``;
 ``escape(text)`` for what a controller echoes into a page.
 """
 

@@ -25,6 +25,7 @@ from ._hub import current_hub
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
 from ._settings import APP_OPTIONS, validate
+from ._store import parse_store_url
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class BadRequest(Exception):
 def parse_parameters(environ, max_query_bytes=8192, max_fields=100):
     """Parse the query string and a form body into ``{name: [values]}`` (as the seed did).
 
-    Raises ``BadRequest`` for too long a query (414), too many fields, bad
-    percent-escapes or bytes that are not UTF-8 (400).
+    Raises ``BadRequest`` for too long a query (414), too many fields or
+    bytes that are not UTF-8 (400).  A malformed percent-escape (``%zz``) is
+    kept as it is, as browsers and ``urllib`` do.
     """
     query = environ.get("QUERY_STRING", "")
     if len(query) > max_query_bytes:
@@ -185,7 +187,8 @@ def _await_page(reply, controller):
 class SessionlessApp:
     """A WSGI app whose controllers live across requests.
 
-    ``SessionlessApp(routes=None, **options)``; ``app.route(path, controller)``
+    ``SessionlessApp(routes=None, store=None, secret=None, node=None, **options)``;
+    ``app.route(path, controller, durable=False, version=None)``
     (or as a decorator ``@app.route(path)``) maps a path to a controller.
     Serve it with ``webcont.serve(app)`` or under ``webcont.gateway(app)``.
 
@@ -194,7 +197,9 @@ class SessionlessApp:
     first), ``max_query_bytes`` (8192), ``max_fields`` (100),
     ``tombstone_timeout`` (600 s: how long used and expired ids are
     remembered), ``max_replay_bytes`` (16 MiB of answered pages kept for
-    double submissions).  Subclasses may also set them as class attributes,
+    double submissions), ``sweep_interval`` (5 s between the durable
+    store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
+    durable routes (``docs/durability.md``, ``docs/deploy.md``).  Subclasses may also set them as class attributes,
     as the seed did, and may change ``response_headers`` (added to every
     page; ``docs/security.md`` says why each is there).
     """
@@ -209,6 +214,8 @@ class SessionlessApp:
     response_headers = SECURITY_HEADERS
 
     def __init__(self, routes=None, store=None, secret=None, node=None, **options):
+        if store is not None:
+            parse_store_url(store)  # a bad URL fails here, not at the first durable request
         self.store_url = store
         self.secret = secret
         self.node = node or os.environ.get("WEBCONT_NODE") or None
@@ -437,6 +444,9 @@ class SessionlessApp:
             return self._respond(start_response, status, error_page(status, (
                 "This page refers to a game the server does not know (the address may"
                 " be wrong or tampered with).")))
+        if status[:3] in ("409", "410"):  # the client's doing, as the in-memory refusals
+            log_refused(log, environ, status[:3], content[0] if isinstance(content, tuple)
+                        else content)
         if content == "expired":
             message = ("This game expired after %d seconds without an answer."
                        % self.continuation_timeout)

@@ -408,7 +408,8 @@ class PostgresLogStore(LogStore):
             import psycopg
         except ImportError:
             raise StoreUnavailable("postgresql:// stores need psycopg 3:"
-                                   " pip install 'stackless-compat[postgres]'") from None
+                                   " install the [postgres] extra (pip install -e '.[postgres]'"
+                                   " in a checkout of this project)") from None
         return psycopg.connect(self.url)
 
     def sql(self, text):
@@ -418,22 +419,33 @@ class PostgresLogStore(LogStore):
         self._connection.rollback()  # end the read's transaction: no idle-in-transaction
 
 
-def open_store(url):
-    """Open the log store named by ``url``.
-
-    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
-    ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
-    """
+def parse_store_url(url):
+    """Check a store URL without opening it: ``("sqlite", path, synchronous)`` or
+    ``("postgresql", url, None)``; ``ValueError`` saying what is wrong otherwise."""
+    if not isinstance(url, str):
+        raise ValueError("the store is a URL string, not %r" % (url,))
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "sqlite":
-        path = url[len("sqlite:///"):].split("?")[0]
+        path = url[len("sqlite:///"):].split("?")[0] if url.startswith("sqlite:///") else ""
         if not path:
             raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
         options = urllib.parse.parse_qs(parts.query)
         synchronous = options.get("synchronous", ["normal"])[0].upper()
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be normal or full, not %r" % synchronous)
-        return SqliteLogStore(url, path, synchronous)
+        return "sqlite", path, synchronous
     if parts.scheme in ("postgresql", "postgres"):
-        return PostgresLogStore(url)
+        return "postgresql", url, None
     raise ValueError("unsupported store URL %r: use sqlite:///path or postgresql://..." % url)
+
+
+def open_store(url):
+    """Open the log store named by ``url``.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
+    ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
+    """
+    kind, where, synchronous = parse_store_url(url)
+    if kind == "sqlite":
+        return SqliteLogStore(url, where, synchronous)
+    return PostgresLogStore(where)

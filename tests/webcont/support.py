@@ -30,6 +30,7 @@ class ServerProcess:
                      "--threads", str(threads), "--port", str(port)]
         self.args += ["--set=%s=%s" % item for item in app_options.items()]
         self.args += ["--serve=%s=%s" % item for item in (serve_options or {}).items()]
+        self.goodbye = "exited cleanly"  # what serve_app prints after a clean stop
         self.process = None
         self.stderr_text = ""
         self._stderr_lines = []
@@ -41,12 +42,13 @@ class ServerProcess:
         self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_reader.start()
         line = self.process.stdout.readline().strip()
-        if not line.startswith("http://"):
+        url = re.search(r"http://\S+", line)
+        if url is None:
             self.process.kill()
             self._stderr_reader.join(5)
             raise RuntimeError("server did not start: %r %s" % (line, self.log()))
-        self.url = line
-        self.port = urllib.parse.urlsplit(line).port
+        self.url = url.group(0)
+        self.port = urllib.parse.urlsplit(self.url).port
         self.pid = self.process.pid
         return self
 
@@ -99,8 +101,16 @@ class ServerProcess:
             code, out, err = self.stop()
             if exc[0] is None:
                 assert code == 0, "server exited with %s:\n%s" % (code, err)
-                assert "exited cleanly" in out, err
+                assert self.goodbye is None or self.goodbye in out, err
         return False
+
+
+def demo_process(*arguments):
+    """A ``ServerProcess`` running the real ``demo.py`` on a free port (``--port 0``)."""
+    server = ServerProcess("unused")
+    server.args = [sys.executable, os.path.join(ROOT, "demo.py"), "--port", "0"] + list(arguments)
+    server.goodbye = None  # demo.py prints nothing when it stops: its exit code says it
+    return server
 
 
 class Client:

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from .support import ServerProcess
+from .support import demo_process
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -43,7 +43,7 @@ def browser(tmp_path):
 
 
 def test_a_browser_plays_guess_the_number_to_the_end(browser, tmp_path):
-    with ServerProcess("tests.webcont.fixture_apps:demo") as server:
+    with demo_process() as server:  # the real demo.py, as users run it
         browser.get(server.url)
         assert browser.title == "webcont"
         low, high, typed = 1, 100, 0

@@ -522,7 +522,8 @@ def test_a_game_past_its_deadline_is_expired_on_resume_even_before_a_sweep(serve
     assert game.step(ID.search(page).group(1), n=1)[0] == 410
 
 
-def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, store_url):
+def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, store_url,
+                                                                         caplog):
     game = served(durable_apps.adder_app, store_url)
     game.app.route("/", durable_apps.short_game, durable=True)
     _, page = game.get()
@@ -532,4 +533,16 @@ def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, 
     game.restart()
     game.app.route("/", durable_apps.short_game, durable=True)
     assert game.step(cid, n=7) == (200, final)
-    assert game.step(cid, n=8)[0] == 409
+    with caplog.at_level("INFO", logger="webcont"):
+        assert game.step(cid, n=8)[0] == 409
+    assert "409 This game is finished" in caplog.text  # refused, and logged as such
+
+
+@pytest.mark.parametrize("url, complaint", [
+    ("mysql://db", "unsupported store URL"), ("sqlite://games.db", "needs a path"),
+    ("sqlite:///", "needs a path"), ("sqlite:///g.db?synchronous=off", "normal or full"),
+    (5, "a URL string"),
+])
+def test_a_bad_store_url_is_refused_when_the_app_is_made(url, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        webcont.SessionlessApp(store=url)

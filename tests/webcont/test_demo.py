@@ -1,0 +1,67 @@
+"""``demo.py`` itself: its flags, a game over HTTP, durable games and the secret file."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from .support import ROOT, Client, continuation_id, demo_process, play_to_the_end, won
+
+
+def run_demo(*arguments, timeout=30):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "demo.py")] + list(arguments),
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_demo_prints_its_url_serves_a_game_and_stops_on_sigint():
+    server = demo_process("--timeout", "60")
+    with server:
+        _, final = play_to_the_end(Client(server.port))
+        assert won(final)
+        status, _, page = Client(server.port).get("/wizard")
+        assert status == 200 and continuation_id(page)
+        code, out, err = server.stop(signal.SIGINT)
+    assert code == 0, err
+    assert "stopped" in err  # the graceful stop was logged
+
+
+@pytest.mark.parametrize("arguments, complaint", [
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--timeout", "0"], "--timeout must be positive"),
+    (["--port", "70000"], "--port must be between 0 and 65535"),
+    (["--node", "n0"], "--node needs --store"),
+    (["--store", "mysql://x"], "unsupported store URL"),
+])
+def test_bad_flags_get_a_clear_message_and_exit_code_2(arguments, complaint, tmp_path):
+    result = run_demo(*arguments, "--secret-file", str(tmp_path / "secret"))
+    assert result.returncode == 2
+    assert complaint in result.stderr
+
+
+def test_a_durable_demo_game_survives_a_restart_on_its_secret_file(tmp_path):
+    store = "sqlite:///%s" % (tmp_path / "games.db")
+    secret_file = tmp_path / "secret"
+    with demo_process("--store", store, "--secret-file", str(secret_file)) as server:
+        client = Client(server.port)
+        _, _, page = client.get("/")
+        status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
+        assert status == 200 and "You have guessed 1 times." in page
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+    secret = secret_file.read_text()
+    with demo_process("--store", store, "--secret-file", str(secret_file)) as server:
+        status, _, page = Client(server.port).get("/", __wc=continuation_id(page), guess=25)
+        assert status == 200 and ("You have guessed 2 times." in page or won(page)), page
+    assert secret_file.read_text() == secret  # read again, not replaced
+
+
+@pytest.mark.parametrize("content", ["short\n", ""])
+def test_a_secret_file_too_short_is_refused_and_left_alone(tmp_path, content):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(content)
+    result = run_demo("--store", "sqlite:///%s" % (tmp_path / "games.db"),
+                      "--secret-file", str(secret_file))
+    assert result.returncode == 2
+    assert "fewer than the 16 an id secret needs" in result.stderr
+    assert secret_file.read_text() == content
