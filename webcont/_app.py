@@ -199,9 +199,10 @@ class SessionlessApp:
     remembered), ``max_replay_bytes`` (16 MiB of answered pages kept for
     double submissions), ``sweep_interval`` (5 s between the durable
     store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
-    durable routes (``docs/durability.md``, ``docs/deploy.md``).  Subclasses may also set them as class attributes,
-    as the seed did, and may change ``response_headers`` (added to every
-    page; ``docs/security.md`` says why each is there).
+    durable routes (``docs/durability.md``, ``docs/deploy.md``).
+    Subclasses may also set the options as class attributes, as the seed
+    did, and may change ``response_headers`` (added to every page;
+    ``docs/security.md`` says why each is there).
     """
 
     continuation_timeout = APP_OPTIONS["continuation_timeout"][1]
