@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 from collections import deque
 
@@ -154,7 +155,7 @@ class LogStore:
             try:
                 if cursor is None:
                     cursor = self._connection.cursor()
-                result = operation(self, cursor)
+                result = self.run_read(operation, cursor)
                 self.end_read()
                 future.set_result(result)
             except Exception as exc:
@@ -167,6 +168,10 @@ class LogStore:
                 if _is_connection_error(exc):
                     self._reconnect()
                     cursor = None
+
+    def run_read(self, operation, cursor):
+        """Run a read-only operation (a dialect may retry it)."""
+        return operation(self, cursor)
 
     def end_read(self):
         """End the implicit transaction a read opened (PostgreSQL opens one)."""
@@ -368,13 +373,41 @@ class SqliteLogStore(LogStore):
         import sqlite3
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        connection.execute("PRAGMA journal_mode=WAL")
+        # timeout=0: no SQLite busy handler, _retry_busy polls instead
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        _retry_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         connection.execute("PRAGMA synchronous=%s" % self.synchronous)
         return _AutoBegin(connection)
 
+    def _execute_schema(self):
+        _retry_busy(super()._execute_schema)  # idempotent: CREATE ... IF NOT EXISTS
+
     def begin(self, cursor):
-        cursor.execute("BEGIN IMMEDIATE")
+        _retry_busy(lambda: cursor.execute("BEGIN IMMEDIATE"))
+
+    def run_read(self, operation, cursor):
+        return _retry_busy(lambda: operation(self, cursor))
+
+
+def _retry_busy(action, timeout=30.0):
+    """``action()``, tried again while another connection holds SQLite's lock.
+
+    Two processes on one file take turns at the write lock, each for the
+    tens of microseconds of a commit.  SQLite's own busy handler sleeps 1,
+    2, 5, 10 ms... between tries, so a node lost milliseconds whenever the
+    other one was committing (measured with two nodes: 3-9% of transactions
+    waited over 0.8 ms).  Polling from 20 us up to 2 ms costs far less.
+    """
+    import sqlite3
+    delay, deadline = 20e-6, time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
 
 
 class _AutoBegin:

@@ -1,0 +1,79 @@
+"""The SQLite log store when another process holds the file's write lock."""
+
+import sqlite3
+import time
+
+import pytest
+
+from webcont._store import _retry_busy, open_store
+
+
+@pytest.fixture
+def store_and_rival(tmp_path):
+    """The store, and a second connection to its file, as another node would have."""
+    url = "sqlite:///%s" % (tmp_path / "games.db")
+    store = open_store(url)
+    rival = sqlite3.connect(str(tmp_path / "games.db"), isolation_level=None)
+    try:
+        yield store, rival
+    finally:
+        rival.close()
+        store.close()
+
+
+def start(store, chain):
+    return store.submit(lambda s, cursor: s.op_start(cursor, chain, "/", "v", [{}], 60))
+
+
+def count(store):
+    return store.read(lambda s, cursor: s.op_size(cursor)[0]).result(10)
+
+
+def test_a_write_waits_for_the_other_process_and_then_commits(store_and_rival):
+    store, rival = store_and_rival
+    rival.execute("BEGIN IMMEDIATE")  # the other node is committing
+    future = start(store, "waiting")
+    time.sleep(0.3)
+    assert not future.done()  # neither failed nor written past the lock
+    rival.execute("COMMIT")
+    assert future.result(10) is True
+    assert count(store) == 1
+
+
+def test_reads_go_on_while_the_other_process_holds_the_write_lock(store_and_rival):
+    store, rival = store_and_rival
+    assert start(store, "one").result(10) is True
+    rival.execute("BEGIN IMMEDIATE")
+    try:
+        assert count(store) == 1  # WAL: readers never wait for the writer
+    finally:
+        rival.execute("ROLLBACK")
+
+
+def test_retry_busy_gives_up_after_its_timeout_and_passes_other_errors_at_once():
+    calls = []
+
+    def locked():
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _retry_busy(locked, timeout=0.05)
+    assert len(calls) > 2  # tried again, and again, then gave up
+
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise sqlite3.OperationalError("no such table: nowhere")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        _retry_busy(broken)
+    assert len(calls) == 1
+
+    attempts = iter([sqlite3.OperationalError("database is locked")] * 3 + [None])
+
+    def busy_then_free():
+        error = next(attempts)
+        if error is not None:
+            raise error
+        return "done"
+    assert _retry_busy(busy_then_free) == "done"
