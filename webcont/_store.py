@@ -181,14 +181,22 @@ class LogStore:
         try:
             cursor = self._connection.cursor()
             self.begin(cursor)
+            # each operation in a savepoint, so a failing one leaves the others;
+            # one alone (the common case) needs none: it has the transaction
+            alone = len(batch) == 1
             for number, (operation, future) in enumerate(batch):
-                cursor.execute("SAVEPOINT op%d" % number)
+                if not alone:
+                    cursor.execute("SAVEPOINT op%d" % number)
                 try:
                     results.append((future, operation(self, cursor), None))
-                    cursor.execute("RELEASE SAVEPOINT op%d" % number)
+                    if not alone:
+                        cursor.execute("RELEASE SAVEPOINT op%d" % number)
                 except Exception as exc:
-                    cursor.execute("ROLLBACK TO SAVEPOINT op%d" % number)
-                    cursor.execute("RELEASE SAVEPOINT op%d" % number)
+                    if alone:
+                        self._connection.rollback()
+                    else:
+                        cursor.execute("ROLLBACK TO SAVEPOINT op%d" % number)
+                        cursor.execute("RELEASE SAVEPOINT op%d" % number)
                     results.append((future, None, exc))
             self._connection.commit()
         except Exception as exc:

@@ -6,7 +6,6 @@ from Debian's packages (skipped, saying why, where it cannot be started).
 
 import io
 import re
-import secrets
 import signal
 import time
 
@@ -15,33 +14,10 @@ import pytest
 import webcont
 from webcont.testing import replay_check
 
-from tests import postgres_server
 from . import durable_apps
 from .support import Client, ServerProcess, continuation_id
 
 ID = re.compile(r'name="__wc" value="([^"]+)"')
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    reason = postgres_server.unavailable_reason()
-    if reason:
-        pytest.skip("PostgreSQL backend not tested: " + reason)
-    server = postgres_server.PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "games.db")
-    server = request.getfixturevalue("postgres")
-    import psycopg
-    name = "t_" + secrets.token_hex(6)
-    with psycopg.connect(server.url, autocommit=True) as connection:
-        connection.execute("CREATE DATABASE %s" % name)
-    return server.url.rsplit("/", 1)[0] + "/" + name
 
 
 class InProcess:

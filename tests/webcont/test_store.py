@@ -1,6 +1,7 @@
-"""The SQLite log store when another process holds the file's write lock."""
+"""The log store: SQLite when another process holds the write lock; failing writes."""
 
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -77,3 +78,30 @@ def test_retry_busy_gives_up_after_its_timeout_and_passes_other_errors_at_once()
             raise error
         return "done"
     assert _retry_busy(busy_then_free) == "done"
+
+
+@pytest.mark.parametrize("group", [1, 3])
+def test_a_failing_write_is_undone_alone_and_the_store_goes_on(store_url, group):
+    store = open_store(store_url)
+    try:
+        assert start(store, "taken").result(10) is True
+
+        def half_then_fail(s, cursor):  # writes, then fails: none of it may stay
+            s.op_start(cursor, "half", "/", "v", [{}], 60)
+            raise ValueError("the operation failed")
+        # hold the writer in an operation while the group queues: one transaction
+        running, release = threading.Event(), threading.Event()
+        holding = store.submit(lambda s, cursor: running.set() or release.wait(10))
+        assert running.wait(10)
+        futures = [store.submit(half_then_fail)]
+        futures += [start(store, "ok%d" % n) for n in range(group - 1)]
+        release.set()
+        assert holding.result(10) is True
+        with pytest.raises(ValueError):
+            futures[0].result(10)
+        assert all(future.result(10) is True for future in futures[1:])
+        assert count(store) == group  # "taken" and the others; "half" rolled back
+        assert start(store, "after").result(10) is True
+        assert count(store) == group + 1
+    finally:
+        store.close()

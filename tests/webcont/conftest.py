@@ -1,0 +1,31 @@
+"""Fixtures of the durable-store tests: a store URL on SQLite and on a real PostgreSQL."""
+
+import secrets
+
+import pytest
+
+from tests import postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server from Debian's packages, for the whole session."""
+    reason = postgres_server.unavailable_reason()
+    if reason:
+        pytest.skip("PostgreSQL backend not tested: " + reason)
+    server = postgres_server.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh store: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return "sqlite:///%s" % (tmp_path / "games.db")
+    server = request.getfixturevalue("postgres")
+    import psycopg
+    name = "t_" + secrets.token_hex(6)
+    with psycopg.connect(server.url, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE %s" % name)
+    return server.url.rsplit("/", 1)[0] + "/" + name
