@@ -276,6 +276,7 @@ class InlineHub(Hub):
         self.server_post = server_post
         self._posted = deque()
         self._posted_cond = threading.Condition(threading.Lock())
+        self._waiting = False  # handle() waits on _posted_cond (read and set under it)
         self._timer_cond = threading.Condition(threading.Lock())
         self._timer_posted = False
         self._closing = False
@@ -299,7 +300,11 @@ class InlineHub(Hub):
                 break
             with self._posted_cond:
                 if not self._posted:
-                    self._posted_cond.wait(remaining)
+                    self._waiting = True
+                    try:
+                        self._posted_cond.wait(remaining)
+                    finally:
+                        self._waiting = False
             self.run_posted()
 
     def post(self, callback):
@@ -307,6 +312,8 @@ class InlineHub(Hub):
         with self._posted_cond:
             self._posted.append(callback)
             self._posted_cond.notify()
+            if self._waiting:  # handle() waits for it and runs it when woken
+                return
         self.server_post(self.run_posted)  # in case the worker is idle
 
     def run_posted(self):

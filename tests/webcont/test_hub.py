@@ -211,3 +211,34 @@ def test_a_posted_callback_counts_as_busy_for_the_stall_watch(kind):
     else:
         runner.join(5)
         hub.close()
+
+
+def test_a_callback_posted_while_the_inline_hub_waits_for_it_costs_the_server_no_task():
+    """A durable step waits in handle() for its commit: the completion posted
+    then is run by that wait, not queued to waitress as an extra task."""
+    from concurrent.futures import Future
+
+    from webcont._durable import _await
+    from webcont._hub import InlineHub
+    from webcont._job import Job
+    tasks = []
+    hub = InlineHub(server_post=tasks.append)
+    commit = Future()
+
+    def app(environ, start_response):
+        body = _await(commit)  # as a durable step waits for the store
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    job = Job({"REQUEST_METHOD": "GET", "PATH_INFO": "/"})
+    worker = threading.Thread(target=hub.handle, args=(app, job, 5.0))  # the worker is the hub
+    worker.start()
+    time.sleep(0.2)
+    commit.set_result(b"committed")  # the store thread's completion
+    worker.join(5)
+    try:
+        assert job.finished and job.body == [b"committed"]
+        assert tasks == []
+        hub.post(lambda: None)  # nobody waits now: the server must run it
+        assert tasks == [hub.run_posted]
+    finally:
+        hub.close()
