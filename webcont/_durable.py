@@ -33,14 +33,13 @@ import logging
 import os
 import secrets
 import sys
-import time
 import uuid
 from collections import OrderedDict
 
 import stackless_compat as stackless
 
+from . import _clock, _recorder
 from ._app import CONTINUATION_PARAMETER, TimeoutException
-from . import _recorder
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
 
 log = logging.getLogger(__name__)
@@ -417,7 +416,7 @@ class DurableChains:
 
     def _expired(self, chain):
         """True (and the chain expired) if ``chain`` outlived its deadline unswept."""
-        if time.monotonic() < chain.deadline:
+        if _clock.monotonic() < chain.deadline:
             return False
         self.expire(chain.id)
         return True
@@ -427,7 +426,7 @@ class DurableChains:
         chain.last_input = events[0]
         chain.last_page = page
         # the store's deadline is the reference; this one stops a resume before a sweep
-        chain.deadline = time.monotonic() + self.app.continuation_timeout
+        chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
     # -- loading by replay ------------------------------------------------------
 
@@ -491,7 +490,7 @@ class DurableChains:
             return "410 Gone", "version"
         chain.last_input = record.steps[-1][0]
         chain.last_page = page
-        chain.deadline = time.monotonic() + max(record.remaining, 0.0)
+        chain.deadline = _clock.monotonic() + max(record.remaining, 0.0)
         self._keep(chain)
         if record.remaining <= 0:  # past its deadline, not swept yet
             self.expire(chain_id)
@@ -551,7 +550,7 @@ class DurableChains:
         if not self._sweeping:
             self._sweeping = True
             from ._hub import current_hub
-            current_hub().call_at(time.monotonic() + self.sweep_interval,
+            current_hub().call_at(_clock.monotonic() + self.sweep_interval,
                                   lambda: stackless.tasklet(self._sweep)())
 
     def _sweep(self):

@@ -30,11 +30,11 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections import deque
 
 import stackless_compat as stackless
 
+from . import _clock
 from ._job import Job, serve_job
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Hub:
     def run_job(self, app, job):
         """Run ``app`` for ``job`` in a new tasklet, then drain the run queue. (hub)"""
         self.busy_with = job
-        self.busy_since = time.monotonic()
+        self.busy_since = _clock.monotonic()
         try:
             job.tasklet = stackless.tasklet(serve_job)(app, job)
             self.drain()
@@ -95,7 +95,7 @@ class Hub:
         up in ``busy_since`` as it does when run by a request.
         """
         self.busy_with = what
-        self.busy_since = time.monotonic()
+        self.busy_since = _clock.monotonic()
         try:
             try:
                 callback()
@@ -137,7 +137,7 @@ class Hub:
     # -- timers (hub) -----------------------------------------------------------
 
     def call_at(self, when, callback):
-        """Run ``callback()`` on the hub at ``time.monotonic()`` >= ``when``. (hub)"""
+        """Run ``callback()`` on the hub at ``_clock.monotonic()`` >= ``when``. (hub)"""
         seq = next(self._timer_seq)
         heapq.heappush(self._timers, (when, seq, callback))
         if self._timers[0][1] == seq:  # a new earliest timer: only then must a driver know
@@ -156,7 +156,7 @@ class Hub:
 
     def fire_due_timers(self):
         """Run every due timer callback, each followed by a drain. (hub)"""
-        now = time.monotonic()
+        now = _clock.monotonic()
         timers = self._timers
         if not timers or timers[0][0] > now:
             return
@@ -185,7 +185,7 @@ class Hub:
                    if isinstance(obj, stackless.tasklet) and obj is not sched_main
                    and obj.alive and obj.thread_id == self.thread_id]
         self.busy_with = "shutdown"
-        self.busy_since = time.monotonic()
+        self.busy_since = _clock.monotonic()
         try:
             for task in victims:
                 if not task.alive:  # killing an earlier one (its request) ended it
@@ -246,7 +246,7 @@ class ThreadHub(Hub):
             with wakeup:
                 while not inbox and not self._stopping:
                     due = self.next_timer()
-                    delay = None if due is None else due - time.monotonic()
+                    delay = None if due is None else due - _clock.monotonic()
                     if delay is not None and delay <= 0:
                         break
                     wakeup.wait(delay)
@@ -293,9 +293,9 @@ class InlineHub(Hub):
         self._bind()
         self.fire_due_timers()
         self.run_job(app, job)
-        deadline = time.monotonic() + timeout
+        deadline = _clock.monotonic() + timeout
         while not job.finished and self.awaiting:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - _clock.monotonic()
             if remaining <= 0:
                 break
             with self._posted_cond:
@@ -356,7 +356,7 @@ class InlineHub(Hub):
                 if due is None or self._timer_posted:
                     cond.wait()
                     continue
-                delay = due - time.monotonic()
+                delay = due - _clock.monotonic()
                 if delay > 0:
                     cond.wait(delay)
                     continue

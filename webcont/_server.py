@@ -18,12 +18,12 @@ server hold far more than webcont will accept (``WAITRESS_DEFAULTS``;
 import logging
 import signal
 import threading
-import time
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
+from . import _clock
 from ._gateway import Gateway, InlineGateway
 from ._ratelog import ThrottledLog
 from ._settings import GATEWAY_OPTIONS, SERVE_OPTIONS, WAITRESS_DEFAULTS, validate
@@ -128,13 +128,13 @@ class Server:
         log.info("stopping: no new connections; finishing requests in flight")
         waitress = self.waitress
         waitress.accepting = False
-        deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and self._busy():
+        deadline = _clock.monotonic() + self.grace
+        while _clock.monotonic() < deadline and self._busy():
             wasyncore.loop(timeout=0.05, map=map, use_poll=adj.asyncore_use_poll, count=1)
         hub = self.gateway.hub
         busy_with, since = hub.busy_with, hub.busy_since
         if not self.gateway.close(self.grace):
-            stuck = ("%s for %.0f s" % (describe(busy_with), time.monotonic() - since)
+            stuck = ("%s for %.0f s" % (describe(busy_with), _clock.monotonic() - since)
                      if since is not None else "something")
             log.error("the hub did not stop within %.1f s: it is still running %s."
                       " Suspended controllers were not killed and their finally: blocks"

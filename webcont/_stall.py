@@ -15,8 +15,9 @@ uses the same information to stop within a bounded time (``_server``).
 import logging
 import sys
 import threading
-import time
 import traceback
+
+from . import _clock
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class StallWatch:
         since = self.hub.busy_since  # racy read of one attribute: fine for a report
         if since is None:
             return 0.0
-        busy = time.monotonic() - since
+        busy = _clock.monotonic() - since
         return busy if busy >= self.threshold else 0.0
 
     def close(self):
@@ -62,7 +63,7 @@ class StallWatch:
         while not self._closing.wait(period):
             hub = self.hub
             since = hub.busy_since
-            now = time.monotonic()
+            now = _clock.monotonic()
             if since is None or now - since < self.threshold:
                 if reported is not None:
                     log.warning("the hub is answering again (stalled %.1f s)", now - reported)

@@ -29,6 +29,8 @@ import time
 import urllib.parse
 from collections import deque
 
+from . import _clock
+
 log = logging.getLogger(__name__)
 
 __all__ = ["open_store", "LogStore", "StoreUnavailable", "ChainRecord"]
@@ -407,12 +409,17 @@ def _retry_busy(action, timeout=30.0):
     waited over 0.8 ms).  Polling from 20 us up to 2 ms costs far less.
     """
     import sqlite3
-    delay, deadline = 20e-6, time.monotonic() + timeout
+    delay, deadline = 20e-6, None
     while True:
         try:
             return action()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc):
+                raise
+            now = _clock.monotonic()
+            if deadline is None:
+                deadline = now + timeout  # from the first refusal: no clock read when free
+            elif now > deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.002)

@@ -522,3 +522,22 @@ def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, 
 def test_a_bad_store_url_is_refused_when_the_app_is_made(url, complaint):
     with pytest.raises(ValueError, match=complaint):
         webcont.SessionlessApp(store=url)
+
+
+def test_webconts_own_clock_is_never_recorded_as_a_controllers_draw():
+    """The hub's bookkeeping can run while a durable controller is the current
+    tasklet: its clock reads must not land in that controller's log."""
+    import time as time_module
+
+    import stackless_compat as stackless
+    from webcont import _clock, _recorder
+    _recorder.install_patches()
+    recorder = _recorder.Recorder()
+    _recorder.active_recorders[id(stackless.getcurrent())] = recorder
+    try:
+        _clock.monotonic()
+        assert recorder.pending == []
+        time_module.monotonic()  # what the controller itself calls: recorded
+        assert [kind for kind, _, _ in recorder.pending] == ["time.monotonic"]
+    finally:
+        del _recorder.active_recorders[id(stackless.getcurrent())]
