@@ -82,3 +82,15 @@ def continuation_id(page):
     """The ``__wc`` value of the form in ``page``, or None (a won game has none)."""
     found = _CONTINUATION_ID.search(page)
     return found.group(1) if found else None
+
+
+def losing_range(page):
+    """After a first guess of 50: the guesses that can never win that game
+    (1-50 when 50 was too low, 51-100 when too high), or None if 50 won it.
+
+    Guessing only there keeps a game going as long as a benchmark needs."""
+    if "too low" in page:
+        return 1, 50
+    if "too high" in page:
+        return 51, 100
+    return None

@@ -74,7 +74,7 @@ sys.path[0] = ROOT
 
 import http.client  # noqa: E402  (after the path fix)
 
-from bench._common import continuation_id  # noqa: E402
+from bench._common import continuation_id, losing_range  # noqa: E402
 from bench.http import cpu_seconds, find_wrk, stop_process  # noqa: E402
 from webcont._nginx import nginx_config  # noqa: E402
 
@@ -419,12 +419,10 @@ class Game:
                 raise AssertionError("new game: %s %s" % (status, self.page[:300]))
             self.guesses = 0
             self.step(50)
-            if "too low" in self.page:
-                self.low, self.high = 1, 50
+            losing = losing_range(self.page)
+            if losing is not None:  # else won by luck (1 in 100): another game
+                self.low, self.high = losing
                 break
-            if "too high" in self.page:
-                self.low, self.high = 51, 100
-                break  # else won by luck (1 in 100): another game
         self.rng = rng
         if not continuation_id(self.page).startswith(self.home + "-"):
             raise AssertionError("the id does not name the home node %s" % self.home)

@@ -61,7 +61,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = ROOT
 
-from bench._common import continuation_id, wsgi_get  # noqa: E402
+from bench._common import continuation_id, losing_range, wsgi_get  # noqa: E402
 
 SECRET = "bench-durable-secret-0123456789abcdef"
 BASELINE = "in-memory game"
@@ -178,12 +178,10 @@ class Game:
             self.page = server.get()
             self.steps = 1  # GET / recorded step 0
             self.page = self._step(50)
-            if "too low" in self.page:
-                self.low, self.high = 1, 50
+            losing = losing_range(self.page)
+            if losing is not None:  # else won by luck (1 in 100): another game
+                self.low, self.high = losing
                 break
-            if "too high" in self.page:
-                self.low, self.high = 51, 100
-                break  # else won by luck (1 in 100): another game
 
     def _step(self, guess):
         page = self.server.get("__wc=%s&guess=%d" % (continuation_id(self.page), guess))
