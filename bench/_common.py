@@ -94,3 +94,19 @@ def losing_range(page):
     if "too high" in page:
         return 51, 100
     return None
+
+
+def run_parts(wanted, parts, *arguments):
+    """Run each ``(name, function)`` of ``parts`` named in ``wanted`` with
+    ``arguments``; a function returns ``(summary text, target met)`` or None
+    (skipped).  Returns the summary texts and the verdicts."""
+    summary, verdicts = [], []
+    for name, run in parts:
+        if name in wanted:
+            outcome = run(*arguments)
+            if outcome is None:
+                summary.append("%s skipped" % name)
+                continue
+            summary.append(outcome[0])
+            verdicts.append(outcome[1])
+    return summary, verdicts

@@ -74,7 +74,7 @@ sys.path[0] = ROOT
 
 import http.client  # noqa: E402  (after the path fix)
 
-from bench._common import continuation_id, losing_range  # noqa: E402
+from bench._common import continuation_id, losing_range, run_parts  # noqa: E402
 from bench.http import cpu_seconds, find_wrk, stop_process  # noqa: E402
 from webcont._nginx import nginx_config  # noqa: E402
 
@@ -573,16 +573,10 @@ def main(argv=None):
         return
     parts = args.parts.split(",")
     directory = tempfile.mkdtemp(prefix="webcont-cluster-bench-")
-    summary, verdicts, cleanup = [], [], {}
+    cleanup = {}
     try:
-        for name, run in (("scale", part_scale), ("failover", part_failover)):
-            if name in parts:
-                outcome = run(args, directory, cleanup)
-                if outcome is None:
-                    summary.append("%s skipped" % name)
-                    continue
-                summary.append(outcome[0])
-                verdicts.append(outcome[1])
+        summary, verdicts = run_parts(parts, (("scale", part_scale), ("failover", part_failover)),
+                                      args, directory, cleanup)
     finally:
         if "postgres" in cleanup:
             cleanup["postgres"].stop()

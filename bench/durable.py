@@ -61,7 +61,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = ROOT
 
-from bench._common import continuation_id, losing_range, wsgi_get  # noqa: E402
+from bench._common import continuation_id, losing_range, run_parts, wsgi_get  # noqa: E402
 
 SECRET = "bench-durable-secret-0123456789abcdef"
 BASELINE = "in-memory game"
@@ -371,16 +371,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     parts = args.parts.split(",")
     directory = tempfile.mkdtemp(prefix="webcont-durable-bench-")
-    summary, verdicts = [], []
     try:
-        for name, run in (("http", part_http), ("resume", part_resume), ("size", part_size)):
-            if name in parts:
-                outcome = run(args, directory)
-                if outcome is None:
-                    summary.append("%s skipped" % name)
-                    continue
-                summary.append(outcome[0])
-                verdicts.append(outcome[1])
+        summary, verdicts = run_parts(
+            parts, (("http", part_http), ("resume", part_resume), ("size", part_size)),
+            args, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     print("summary: %s; targets: %s" % ("; ".join(summary),
