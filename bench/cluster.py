@@ -403,7 +403,7 @@ class Client:
         self.connection.close()
 
 
-_GUESSES = re.compile(r"You have guessed (\d+) times")
+_GUESSES = re.compile(r"You have guessed (\d+) times?\.")
 _WON = re.compile(r"Yay - \d+ is the right number")  # ids in a page can spell "Yay"
 
 

@@ -114,13 +114,13 @@ def play(client, budget, latencies, problems):
             return None
         text = message(page)
         if text.startswith("Yay"):
-            if text != ("Yay - %d is the right number, you made it in %d guesses."
-                        % (guess, guesses)):
+            if text != ("Yay - %d is the right number, you made it in %d guess%s."
+                        % (guess, guesses, "" if guesses == 1 else "es")):
                 problems.append("wrong final page: %r" % text)
             return ids
         if text not in ("You guessed %d - which is too low" % guess,
                         "You guessed %d - which is too high" % guess) \
-                or "You have guessed %d times." % guesses not in page:
+                or "You have guessed %d time%s." % (guesses, "" if guesses == 1 else "s") not in page:
             problems.append("a page of another game or move: %r" % text)
             return None
         low, high = (guess + 1, high) if "low" in text else (low, guess - 1)

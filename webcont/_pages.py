@@ -6,6 +6,7 @@ markup written by the controller, which escapes what it echoes).
 """
 
 import html
+import re
 
 __all__ = ["escape", "page", "error_page", "CONTENT_TYPE", "SECURITY_HEADERS"]
 
@@ -48,16 +49,29 @@ def escape(text):
     return html.escape(str(text), quote=True)
 
 
-def page(body, title="webcont"):
+_HEADING = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def page(body, title=None):
     """Return ``body`` as a complete HTML document (str).
 
-    ``body`` that already is a document (starts with ``<!DOCTYPE`` or
-    ``<html``) is returned unchanged.
+    The title is ``title`` if given, else the text of the fragment's first
+    ``<h1>`` (so each page of a game has its own), else "webcont".  ``body``
+    that already is a document (starts with ``<!DOCTYPE`` or ``<html``) is
+    returned unchanged.
     """
     stripped = body.lstrip()[:15].lower()
     if stripped.startswith("<!doctype") or stripped.startswith("<html"):
         return body
-    return _DOCUMENT % {"title": escape(title), "body": body}
+    if title is not None:
+        heading = escape(title)
+    else:
+        # the fragment is markup (its text already escaped): keep its entities, drop its tags
+        match = _HEADING.search(body)
+        heading = " ".join(_TAG.sub("", match.group(1)).split()) if match else ""
+        heading = heading.replace("<", "&lt;") or "webcont"
+    return _DOCUMENT % {"title": heading, "body": body}
 
 
 def error_page(status, message, link="/", link_text="Start again"):

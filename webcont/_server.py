@@ -181,7 +181,8 @@ def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_optio
     ``stall_warning``, ``shutdown_grace``) are taken out; the rest go to
     waitress, with the defaults of ``waitress_defaults`` for its limits.  ``ready``,
     if given, is called with the server's URL once it listens (useful with
-    ``port=0``).  Returns after a graceful stop.
+    ``port=0``) and announces it; without it the URL is logged.  Returns
+    after a graceful stop.
     """
     waitress_options.setdefault("threads", 1)
     server = Server(wsgi_app, host=host, port=port, **waitress_options)
@@ -189,9 +190,10 @@ def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_optio
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, server.request_stop)
-    log.info("serving on %s", server.url)
     if ready is not None:
-        ready(server.url)
+        ready(server.url)  # the caller announces it: one line, not two
+    else:
+        log.info("serving on %s", server.url)
     try:
         server.run()
     finally:

@@ -22,29 +22,56 @@ def test_a_game_is_won_with_complete_html_and_charset(demo_server):
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     pages, final = play_to_the_end(client)
-    assert "you made it in %d guesses" % (len(pages) - 1) in final
+    guesses = len(pages) - 1
+    assert "you made it in %d guess%s." % (guesses, "" if guesses == 1 else "es") in final
     assert "too low" in "".join(pages) or "too high" in "".join(pages) or len(pages) == 2
 
 
-@pytest.mark.parametrize("guess", ["abc", "", "   ", "1e3", "9" * 5000, "-", "0x10"])
-def test_a_guess_that_is_not_a_number_is_answered_and_the_game_goes_on(demo_server, guess):
+@pytest.mark.parametrize("guess", ["abc", "", "   ", "1e3", "-", "0x10", "-5", "1_0",
+                                   "\uff15\uff10", "\u0665"])  # full-width 50, Arabic-Indic 5
+def test_a_guess_that_is_not_a_number_in_ascii_digits_is_answered_and_the_game_goes_on(
+        demo_server, guess):
     client = Client(demo_server.port)
     _, _, page = client.get("/")
     status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
     assert status == 200
-    assert message(page) == "You must guess a number!"
+    assert message(page) == "You must guess a number between 1 and 100."
     assert "You have guessed 0 times." in page
     status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
     assert status == 200
-    assert "You have guessed 1 times." in page or "you made it in 1 guesses" in page  # 1 in 100
+    assert "You have guessed 1 time." in page or "you made it in 1 guess." in page  # 1 in 100
 
 
-def test_a_number_out_of_range_is_refused_without_counting(demo_server):
+@pytest.mark.parametrize("guess, answer", [
+    ("101", "101 is not between 1 and 100."),
+    ("0", "0 is not between 1 and 100."),
+    ("0000000000050000", "That number is not between 1 and 100."),
+    ("9" * 5000, "That number is not between 1 and 100."),
+])
+def test_a_number_out_of_range_is_refused_without_counting(demo_server, guess, answer):
     client = Client(demo_server.port)
     _, _, page = client.get("/")
-    _, _, page = client.get("/", __wc=continuation_id(page), guess=101)
-    assert message(page) == "101 is not between 1 and 100."
+    _, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+    assert message(page) == answer
     assert "You have guessed 0 times." in page
+    _, _, page = client.get("/", __wc=continuation_id(page), guess="007")
+    assert "You guessed 7 - which is too" in message(page) or won(page)
+
+
+def test_pages_are_titled_by_their_heading_and_counts_read_as_english(demo_server):
+    client = Client(demo_server.port)
+    _, _, page = client.get("/")
+    assert "<title>Guess the number</title>" in page
+    for _ in range(5):  # 50 wins one game in a hundred: then play another
+        _, _, page = client.get("/")
+        _, _, page = client.get("/", __wc=continuation_id(page), guess=50)
+        if not won(page):
+            break
+    assert "You have guessed 1 time." in page
+    _, _, page = client.get("/", __wc=continuation_id(page), guess=25 if "high" in page else 75)
+    assert "You have guessed 2 times." in page or "in 2 guesses." in page
+    _, _, page = client.get("/wizard")
+    assert "<title>Sign up, step 1 of 3</title>" in page
 
 
 def test_an_unknown_id_gets_a_404_page_linking_to_a_new_game(demo_server):
@@ -66,7 +93,7 @@ def test_submitting_the_same_form_twice_advances_the_game_once(demo_server):
     status2, _, second = client.get("/", __wc=cid, guess=50)
     assert status == status2 == 200
     assert first == second  # the identical page, not a second move
-    assert "You have guessed 1 times." in second
+    assert "You have guessed 1 time." in second
     status3, _, third = client.get("/", __wc=cid, guess=20)
     assert status3 == 409
     assert "already submitted" in third
@@ -95,24 +122,42 @@ def test_bad_input_gets_clear_4xx_pages(demo_server):
     assert Client(demo_server.port).get("/")[0] == 200  # and the server still serves
 
 
+def _submit(client, page, **fields):
+    """Post the page's form with ``fields`` as a browser would."""
+    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    return client.request(action, method="POST", body=dict(fields, __wc=continuation_id(page)))
+
+
 def test_the_wizard_runs_on_post_forms_and_escapes_what_it_echoes(demo_server):
     client = Client(demo_server.port)
     status, _, page = client.get("/wizard")
     assert status == 200 and "step 1 of 3" in page
-    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert 'class="error"' not in page  # no empty error paragraph
     name = '<script>alert("x")</script>'
-    status, _, page = client.request(action, method="POST",
-                                     body={"__wc": continuation_id(page), "answer": name})
+    status, _, page = _submit(client, page, answer=name)
     assert status == 200 and "step 2 of 3" in page
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
-    _, _, page = client.request(action, method="POST",
-                                body={"__wc": continuation_id(page), "answer": "a@b.example"})
-    action = re.search(r'action="([^"]+)"', page).group(1).replace("&amp;", "&")
-    _, _, page = client.request(action, method="POST",
-                                body={"__wc": continuation_id(page), "answer": "yes"})
+    assert 'class="error"' not in page
+    _, _, page = _submit(client, page, answer="not an address")
+    assert '<p class="error">That does not look like an e-mail address.</p>' in page
+    _, _, page = _submit(client, page, answer="a@b.example")
+    assert "step 3 of 3" in page and 'type="text"' not in page  # buttons, nothing to type
+    assert re.search(r'<button type="submit" name="answer" value="yes"[^>]*>Sign up</button>', page)
+    _, _, page = _submit(client, page, answer="yes")
     assert "Welcome, &lt;script&gt;" in page and "a@b.example" in page
+    assert "<title>Welcome, &lt;script&gt;" in page
+
+
+def test_the_wizards_cancel_button_signs_nobody_up(demo_server):
+    client = Client(demo_server.port)
+    _, _, page = client.get("/wizard")
+    _, _, page = _submit(client, page, answer="Ann")
+    _, _, page = _submit(client, page, answer="ann@example.org")
+    _, _, page = _submit(client, page, answer="maybe")  # no button sends this
+    assert "step 3 of 3" in page and "Please press one of the buttons." in page
+    _, _, page = _submit(client, page, answer="no")
+    assert "<h1>Not signed up</h1>" in page
 
 
 def test_fifty_concurrent_games_are_never_mixed_up(demo_server):
@@ -129,7 +174,7 @@ def test_fifty_concurrent_games_are_never_mixed_up(demo_server):
     all_ids = [cid for *_, ids in results for cid in ids]
     assert len(all_ids) == len(set(all_ids))  # no id served to two games
     for _, guesses, final, _ in results:
-        assert "you made it in %d guesses" % guesses in final
+        assert "you made it in %d guess%s." % (guesses, "" if guesses == 1 else "es") in final
 
 
 def test_an_expired_continuation_gets_410_and_its_controller_cleans_up():

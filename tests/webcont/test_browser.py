@@ -45,7 +45,7 @@ def browser(tmp_path):
 def test_a_browser_plays_guess_the_number_to_the_end(browser, tmp_path):
     with demo_process() as server:  # the real demo.py, as users run it
         browser.get(server.url)
-        assert browser.title == "webcont"
+        assert browser.title == "Guess the number"
         low, high, typed = 1, 100, 0
 
         def submit(text):
@@ -57,7 +57,7 @@ def test_a_browser_plays_guess_the_number_to_the_end(browser, tmp_path):
             WebDriverWait(browser, 10).until(lambda d: _stale(old))  # the next page loaded
             return browser.find_element(By.ID, "message").text
 
-        assert submit("not a number") == "You must guess a number!"
+        assert submit("not a number") == "You must guess a number between 1 and 100."
         for _ in range(10):
             guess = (low + high) // 2
             text = submit(str(guess))
@@ -70,7 +70,8 @@ def test_a_browser_plays_guess_the_number_to_the_end(browser, tmp_path):
                 break
         browser.save_screenshot(str(tmp_path / "final.png"))
         assert os.path.getsize(tmp_path / "final.png") > 0
-        assert text == "Yay - %d is the right number, you made it in %d guesses." % (guess, typed)
+        assert text == "Yay - %d is the right number, you made it in %d guess%s." % (
+            guess, typed, "" if typed == 1 else "es")
         link = browser.find_element(By.LINK_TEXT, "Play again")
         link.click()
         WebDriverWait(browser, 10).until(

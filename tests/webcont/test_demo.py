@@ -25,6 +25,7 @@ def test_the_demo_prints_its_url_serves_a_game_and_stops_on_sigint():
         code, out, err = server.stop(signal.SIGINT)
     assert code == 0, err
     assert "stopped" in err  # the graceful stop was logged
+    assert "http://" not in out + err  # the URL was printed once, on the first line
 
 
 @pytest.mark.parametrize("arguments, complaint", [
@@ -47,7 +48,7 @@ def test_a_durable_demo_game_survives_a_restart_on_its_secret_file(tmp_path):
         client = Client(server.port)
         _, _, page = client.get("/")
         status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
-        assert status == 200 and "You have guessed 1 times." in page
+        assert status == 200 and "You have guessed 1 time." in page
     assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
     secret = secret_file.read_text()
     with demo_process("--store", store, "--secret-file", str(secret_file)) as server:

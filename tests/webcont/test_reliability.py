@@ -56,13 +56,13 @@ def play_checked(client):
         guesses += 1
         text = message(page)
         if text.startswith("Yay"):
-            assert text == "Yay - %d is the right number, you made it in %d guesses." % (
-                guess, guesses), page
+            assert text == "Yay - %d is the right number, you made it in %d guess%s." % (
+                guess, guesses, "" if guesses == 1 else "es"), page
             return ids
         # the page answers *this* guess of *this* game, once
         assert text in ("You guessed %d - which is too low" % guess,
                         "You guessed %d - which is too high" % guess), (guess, page)
-        assert "You have guessed %d times." % guesses in page, page
+        assert "You have guessed %d time%s." % (guesses, "" if guesses == 1 else "s") in page, page
         if "low" in text:
             low = guess + 1
         else:
@@ -142,7 +142,7 @@ def test_a_client_that_disconnects_mid_request_costs_nothing_and_its_move_is_kep
         # the player, on a new connection, submits the same form: the same page,
         # the move made once (the half request made none)
         status, _, page = RawClient(server.port).get("/", __wc=cid, guess=50)
-        assert status == 200 and ("You have guessed 1 times." in page or won(page)), page
+        assert status == 200 and ("You have guessed 1 time." in page or won(page)), page
         assert_no_leaked_tasklets(server.port)
         assert_still_serves_games(server.port)
 
@@ -285,7 +285,7 @@ def test_a_controller_that_blocks_its_thread_delays_others_but_loses_nothing(thr
         status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
         waited = time.monotonic() - started
         sleeper.join()
-        assert status == 200 and ("guessed 1 times" in page or won(page))
+        assert status == 200 and ("guessed 1 time." in page or won(page))
         assert 0.8 < waited < 5  # it waited for the hub, and then was served
         assert server.wait_for_log("the hub is answering again")
         log = server.log()

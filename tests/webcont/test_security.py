@@ -128,7 +128,7 @@ def test_forged_and_guessed_ids_get_404_and_leave_real_games_alone(site):
         assert_complete_page(status, headers, body)
         assert len(id) < 2 or id not in body  # never echoed
     status, _, page = call(gateway, "/", "__wc=%s&guess=50" % real)  # the real game is intact
-    assert status == 200 and ("guessed 1 times" in page or won(page))
+    assert status == 200 and ("guessed 1 time." in page or won(page))
 
 
 def test_the_log_names_refused_ids_by_a_short_prefix_only(site, caplog):
@@ -177,10 +177,10 @@ def test_an_id_moves_only_its_own_game_whatever_path_or_fields_come_with_it(site
     # A's id on the wizard's path, with wizard fields: still A's move (the id is the
     # capability, docs/security.md), answered by A's controller
     status, _, page = call(gateway, "/wizard", "__wc=%s&answer=x&guess=50" % a)
-    assert status == 200 and ("guessed 1 times" in page or won(page))
+    assert status == 200 and ("guessed 1 time." in page or won(page))
     # B is untouched: its id works and its count is where it was
     status, _, page = call(gateway, "/", "__wc=%s&guess=50" % b)
-    assert status == 200 and ("guessed 1 times" in page or won(page))
+    assert status == 200 and ("guessed 1 time." in page or won(page))
     # an id of another server (another app instance) is unknown here
     other = webcont.gateway(fixture_apps.demo())
     try:
