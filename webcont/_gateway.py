@@ -10,6 +10,8 @@ import io
 import logging
 import threading
 
+import stackless_compat as stackless
+
 from ._hub import InlineHub, Job, ThreadHub
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
 from ._ratelog import log_refused
@@ -147,9 +149,11 @@ class Gateway(_GatewayBase):
 class InlineGateway(_GatewayBase):
     """The WSGI callable of ``serve()`` with one worker thread: that thread is the hub.
 
-    A request must be answered by the time the run queue drains; one still
-    waiting then (it waits for something only a later request could bring,
-    which one thread cannot serve meanwhile) gets a 500 page.
+    Under ``serve()`` it is called in a task tasklet (``InlineHub.serve_task``)
+    and a request waits there, up to ``request_timeout`` (then 504), while
+    the worker answers others.  Called directly by the hub thread's main
+    tasklet, a request must be answered once the run queue drains and the
+    callbacks it waits for arrived; one still waiting then gets a 500 page.
     """
 
     def __init__(self, app, post, **options):
@@ -166,7 +170,10 @@ class InlineGateway(_GatewayBase):
         if hub.stopped:
             return _error_response(start_response, "503 Service Unavailable",
                                    "The server is shutting down.")
-        hub.handle(self.app, job, self.request_timeout)
+        if not stackless.getcurrent().is_main:  # a task tasklet of serve(): wait in it
+            hub.wait_job(self.app, job, self.request_timeout)
+            return self._answer(job, start_response)
+        hub.handle(self.app, job, self.request_timeout)  # called directly by the hub thread
         if not job.finished:
             log.error("%s %s was still waiting after the run queue drained: with one"
                       " worker thread nothing else can answer it",

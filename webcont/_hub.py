@@ -18,8 +18,11 @@ Two drivers share this core:
   their job.  Each pass takes only what was queued when it began.
 * ``InlineHub`` is driven by the thread that calls it: ``serve()`` makes
   waitress' single worker thread the hub, which removes a thread hop per
-  request.  Its timers are brought to that thread by a small timer thread
-  that posts them through ``post``.
+  request.  There each waitress task (a connection's next request) runs in
+  a tasklet of its own (``serve_task``), so a request that waits (for a
+  store commit, for another request) leaves the thread to the others, and
+  the durable steps of one pass share a commit.  Its timers are brought to
+  that thread by a small timer thread that posts them through ``post``.
 
 Methods marked "(hub)" run only on the hub thread; the others are safe from
 any thread.
@@ -30,12 +33,13 @@ import heapq
 import itertools
 import logging
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 
 import stackless_compat as stackless
 
 from . import _clock
 from ._job import Job, serve_job
+from ._stall import describe
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class Hub:
         self.busy_with = None
         self.busy_since = None
         self.awaiting = 0  # tasklets waiting for a callback another thread will post
+        self.task_tasklets = set()  # InlineHub: tasklets running waitress' own code
 
     # -- binding -----------------------------------------------------------
 
@@ -181,9 +186,12 @@ class Hub:
     def kill_all(self):
         """Kill every live tasklet of the hub so their ``finally:`` blocks run. (hub)"""
         sched_main = stackless.getmain()
+        # not the task tasklets: they run waitress' code, and answer once their
+        # request tasklets are killed
         victims = [obj for obj in gc.get_objects()
                    if isinstance(obj, stackless.tasklet) and obj is not sched_main
-                   and obj.alive and obj.thread_id == self.thread_id]
+                   and obj.alive and obj.thread_id == self.thread_id
+                   and obj not in self.task_tasklets]
         self.busy_with = "shutdown"
         self.busy_since = _clock.monotonic()
         try:
@@ -283,6 +291,73 @@ class InlineHub(Hub):
         self._timer_thread = threading.Thread(target=self._timer_loop,
                                               name="webcont-timers", daemon=True)
         self._timer_thread.start()
+        # jobs waiting in their task tasklets, oldest first -> monotonic deadline;
+        # one timeout for all, so the oldest is always the first due
+        self._waiting_jobs = OrderedDict()
+        self._deadline_timer = False
+
+    # -- serve(): a tasklet per waitress task (hub) -------------------------------
+
+    def serve_task(self, service, what):
+        """Run ``service()`` (waitress answering one request) in a tasklet, then drain. (hub)
+
+        When the request waits (``wait_job``), the drain ends and the worker
+        takes its next task; a posted callback resumes the request later.
+        """
+        self._bind()
+        self.busy_with = what
+        self.busy_since = _clock.monotonic()
+        try:
+            stackless.tasklet(self._serve_task)(service, what)
+            self.drain()
+        finally:
+            self.busy_since = None
+
+    def _serve_task(self, service, what):
+        """The body of a task tasklet: waitress answers one request."""
+        me = stackless.getcurrent()
+        self.task_tasklets.add(me)
+        try:
+            service()  # waitress logs the errors of the request itself
+        except BaseException:
+            log.exception("waitress raised while serving %r", what)
+        finally:
+            self.task_tasklets.discard(me)
+
+    def wait_job(self, app, job, timeout):
+        """Answer ``job`` from inside a task tasklet: run it, wait until it is answered. (hub)
+
+        A job not answered within ``timeout`` seconds is abandoned with a 504
+        page, as ``Gateway`` does.
+        """
+        self.busy_with = job
+        task = job.tasklet = stackless.tasklet(serve_job)(app, job)
+        task.run()  # the request runs first; back here once it waits or ends
+        if job.finished:
+            return
+        job.waiter = stackless.channel()
+        self._waiting_jobs[job] = _clock.monotonic() + timeout
+        if not self._deadline_timer:
+            self._deadline_timer = True
+            self.call_at(self._waiting_jobs[job], self._expire_waiting)
+        try:
+            job.waiter.receive()
+        finally:
+            self._waiting_jobs.pop(job, None)
+
+    def _expire_waiting(self):
+        waiting = self._waiting_jobs
+        now = _clock.monotonic()
+        while waiting:
+            job, deadline = next(iter(waiting.items()))
+            if deadline > now:
+                self.call_at(deadline, self._expire_waiting)
+                return
+            del waiting[job]
+            log.warning("no answer within the request timeout to %s: giving up",
+                        describe(job))
+            self.abandon(job, "504 Gateway Timeout", "The application did not answer in time.")
+        self._deadline_timer = False
 
     def handle(self, app, job, timeout=30.0):
         """Answer ``job`` right here, on the calling (hub) thread.
@@ -306,13 +381,19 @@ class InlineHub(Hub):
                     finally:
                         self._waiting = False
             self.run_posted()
+        with self._posted_cond:
+            leftover = bool(self._posted)  # posted after the last run, while we waited
+        if leftover:
+            self.server_post(self.run_posted)
 
     def post(self, callback):
         """Run ``callback()`` on the hub thread soon (any thread)."""
         with self._posted_cond:
+            first = not self._posted
             self._posted.append(callback)
             self._posted_cond.notify()
-            if self._waiting:  # handle() waits for it and runs it when woken
+            if self._waiting or not first:
+                # handle() waits for it, or a run_posted() already queued will take it
                 return
         self.server_post(self.run_posted)  # in case the worker is idle
 

@@ -24,12 +24,12 @@ class Job:
 
     The hub fills ``status``, ``headers`` and ``body``, then calls
     ``finish()``.  A server thread other than the hub waits on ``done``, an
-    event it asks for with ``wait_here=True`` (the inline hub answers in
-    the calling thread and needs none).
+    event it asks for with ``wait_here=True``; under the inline hub a task
+    tasklet waits on ``waiter`` instead.
     """
 
-    __slots__ = ("environ", "status", "headers", "body", "done", "tasklet", "finished",
-                 "cancel_reason")
+    __slots__ = ("environ", "status", "headers", "body", "done", "waiter", "tasklet",
+                 "finished", "cancel_reason")
 
     def __init__(self, environ, wait_here=False):
         self.environ = environ
@@ -37,6 +37,7 @@ class Job:
         self.headers = None
         self.body = []
         self.done = threading.Event() if wait_here else None
+        self.waiter = None  # a channel a task tasklet waits on (InlineHub.wait_job)
         self.tasklet = None
         self.finished = False
         self.cancel_reason = ("503 Service Unavailable", "The server is shutting down or the"
@@ -68,6 +69,9 @@ class Job:
         self.finished = True
         if self.done is not None:
             self.done.set()
+        waiter = self.waiter
+        if waiter is not None and waiter.balance < 0:
+            waiter.send(None)
 
 
 _STATUS = re.compile(r"[1-5][0-9][0-9] [^\x00-\x1f\x7f]*\Z")

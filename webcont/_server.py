@@ -74,6 +74,21 @@ class _Channel(HTTPChannel):
         return HTTPChannel.writable(self)
 
 
+class _HubChannel(_Channel):
+    """A connection served by the hub itself (one worker thread).
+
+    waitress' worker calls ``service()`` to answer the connection's next
+    request; here it runs in a tasklet of its own, so a request that waits
+    (a durable step for its commit) frees the worker for the next task, and
+    the steps waiting together share one commit.
+    """
+
+    hub = None  # set on the subclass a Server makes for its hub
+
+    def service(self):
+        self.hub.serve_task(super().service, self)
+
+
 class Server:
     """A running webcont server: waitress plus the hub (used by ``serve``)."""
 
@@ -90,7 +105,11 @@ class Server:
         options = waitress_defaults(options, self.gateway.max_body_bytes)
         self.waitress = create_server(self.gateway, host=host, port=port, threads=threads,
                                       **options)
-        self.waitress.channel_class = _Channel
+        if threads == 1:
+            self.waitress.channel_class = type("HubChannel", (_HubChannel,),
+                                               {"hub": self.gateway.hub})
+        else:
+            self.waitress.channel_class = _Channel
         dispatcher = self.waitress.task_dispatcher
         if hasattr(dispatcher, "queue_logger"):
             # waitress warns on every request queued while its workers are busy:

@@ -18,10 +18,12 @@ __all__ = ["demo", "faulty", "echo", "cleanup_reporter", "runaway", "header_copi
 
 
 def hub_tasklets():
-    """The live tasklets of the calling (hub) thread, its main tasklet excepted."""
+    """The live tasklets of the calling (hub) thread, its main tasklet and the
+    tasklets running waitress' own code for each request (one worker) excepted."""
     main, me = stackless.getmain(), threading.get_ident()
+    serving = current_hub().task_tasklets
     return [obj for obj in gc.get_objects() if isinstance(obj, stackless.tasklet)
-            and obj.alive and obj is not main and obj.thread_id == me]
+            and obj.alive and obj is not main and obj.thread_id == me and obj not in serving]
 
 
 def _stats_route(app):

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import re
+import threading
 import time
 
 import pytest
@@ -211,16 +212,35 @@ def test_a_controller_that_raises_gets_a_500_page_without_traceback(threads):
     assert "KeyError" in err
 
 
-def test_a_request_the_app_never_answers_gets_an_error_not_a_hang():
-    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=1) as server:
-        started = time.monotonic()
-        status, _, page = Client(server.port, timeout=10).get("/stuck")
-        assert status == 500 and time.monotonic() - started < 5
-    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=4,
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_request_the_app_never_answers_gets_an_error_not_a_hang(threads):
+    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=threads,
                        serve_options={"request_timeout": 1.0}) as server:
         started = time.monotonic()
         status, _, page = Client(server.port, timeout=10).get("/stuck")
-        assert status == 504 and time.monotonic() - started < 5
+        assert status == 504 and 0.9 < time.monotonic() - started < 5
+
+
+def test_with_one_worker_a_waiting_request_leaves_the_worker_to_the_others():
+    """serve()'s single worker is the hub; a request waiting for something does
+    not hold it: other games are played meanwhile, then the waiter gets its 504."""
+    with ServerProcess("tests.webcont.fixture_apps:faulty", threads=1,
+                       serve_options={"request_timeout": 3.0}) as server:
+        stuck = {}
+
+        def wait_stuck():
+            stuck["status"] = Client(server.port, timeout=10).get("/stuck")[0]
+        waiter = threading.Thread(target=wait_stuck)
+        waiter.start()
+        time.sleep(0.3)  # the stuck request is in
+        client = Client(server.port, timeout=2)
+        for _ in range(5):
+            started = time.monotonic()
+            status, _, page = client.get("/")
+            assert status == 200 and time.monotonic() - started < 1.0
+        assert "status" not in stuck  # still waiting, not answered early
+        waiter.join(10)
+        assert stuck["status"] == 504
 
 
 def test_sigterm_stops_gracefully_and_runs_finally_blocks_of_suspended_controllers():

@@ -244,7 +244,7 @@ def test_a_controller_blocked_on_a_channel_is_answered_and_killed_not_leaked(thr
                        serve_options={"request_timeout": 0.5}) as server:
         started = time.monotonic()
         status, _, page = RawClient(server.port).get("/stuck")
-        assert status == (500 if threads == 1 else 504), page
+        assert status == 504, page  # with one worker too: it waits without holding it
         assert time.monotonic() - started < 3
         assert server.wait_for_log("CLEANUP stuck")  # its finally: ran
         assert_no_leaked_tasklets(server.port)
