@@ -45,6 +45,18 @@ def static_page():
     return page
 
 
+def with_store_counts(app):
+    """``app`` plus ``GET /_bench/store``: the store's commits and committed operations."""
+    def counted(environ, start_response):
+        if environ.get("PATH_INFO") != "/_bench/store":
+            return app(environ, start_response)
+        store = app._chains.store if app._chains is not None else None  # opened at first use
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d %d" % ((store.commits, store.committed_operations) if store else (0, 0))]
+    counted.close = app.close
+    return counted
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("app", choices=["hello", "page", "game", "seed"])
@@ -68,6 +80,8 @@ def main():
         from webcont.demos import demo_app
         app = demo_app(durable=True, store=args.store, secret=args.secret) if args.store \
             else demo_app()
+        if args.store:
+            app = with_store_counts(app)
     else:
         from tests.seed_app import SessionlessApp
         app = SessionlessApp()

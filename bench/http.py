@@ -41,6 +41,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "game.lua")
@@ -84,6 +85,7 @@ class Server:
     """A server subprocess; ``url`` once it listens."""
 
     def __init__(self, args):
+        self.durable = "--store" in args  # then GET /_bench/store counts its commits
         self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "_serve.py")] + args,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         text=True)
@@ -112,9 +114,11 @@ def run_wrk(wrk, server, connections, seconds):
     """One wrk run: dict with rps, p50/p99 (seconds), server CPU per request, errors,
     non2xx, started, resumed."""
     url, cpu_before = server.url, cpu_seconds(server.process.pid)
+    commits_before = store_commits(server)
     out = subprocess.run([wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "-s", SCRIPT,
                           url], capture_output=True, text=True, timeout=seconds + 60)
     cpu = cpu_seconds(server.process.pid) - cpu_before
+    commits = store_commits(server) - commits_before
     match = re.search(r"RESULT (.*)", out.stdout)
     if match is None:
         raise RuntimeError("wrk failed:\n%s%s" % (out.stdout, out.stderr))
@@ -125,7 +129,16 @@ def run_wrk(wrk, server, connections, seconds):
             "cpu": cpu / max(1, fields["requests"]),
             "errors": fields["errors"], "non2xx": fields["non2xx"],
             "started": fields["started"], "resumed": fields["resumed"],
-            "requests": fields["requests"]}
+            "requests": fields["requests"],
+            "commits": commits / max(1, fields["requests"])}
+
+
+def store_commits(server):
+    """How many commits a durable server's store made so far (0 for the others)."""
+    if not server.durable:
+        return 0
+    with urllib.request.urlopen(server.url + "_bench/store", timeout=10) as answer:
+        return int(answer.read().split()[0])
 
 
 def interleaved_runs(wrk, server_args, levels, repeats, duration):
@@ -150,7 +163,7 @@ def interleaved_runs(wrk, server_args, levels, repeats, duration):
         for server in servers.values():
             server.stop()
     medians = {key: {field: statistics.median(r[field] for r in samples)
-                     for field in ("rps", "p50", "p99", "cpu")}
+                     for field in ("rps", "p50", "p99", "cpu", "commits")}
                for key, samples in runs.items()}
     return runs, medians
 

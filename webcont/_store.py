@@ -89,6 +89,10 @@ class LogStore:
         self._closing = False
         self._connection = None
         self._ready = concurrent.futures.Future()
+        # written by whoever commits, read anywhere (benchmarks, tests): how
+        # many write transactions committed, holding how many operations
+        self.commits = 0
+        self.committed_operations = 0
         self._thread = threading.Thread(target=self._run, name="webcont-store", daemon=True)
         self._thread.start()
         self._ready.result(30)  # raise here if the store cannot be opened
@@ -201,6 +205,8 @@ class LogStore:
                         cursor.execute("RELEASE SAVEPOINT op%d" % number)
                     results.append((future, None, exc))
             self._connection.commit()
+            self.commits += 1
+            self.committed_operations += len(batch)
         except Exception as exc:
             log.exception("store transaction failed (%d operation(s))", len(batch))
             try:
