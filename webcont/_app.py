@@ -16,14 +16,17 @@ raises gets a 500 page instead of a hanging request.
 import logging
 import os
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import stackless_compat as stackless
 
-from ._continuations import ContinuationStore, Tombstone, mint_id, parameters_digest
+from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages, Tombstone,
+                             mint_id, parameters_digest)
 from ._hub import current_hub
+from ._owner import Owners, cookie_token, new_token, set_cookie_header
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
+from ._refusals import Refusal, render
 from ._settings import APP_OPTIONS, validate
 from ._store import parse_store_url
 
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "parse_parameters"]
 
-CONTINUATION_PARAMETER = "__wc"
+_UNSAFE_IN_LINK = re.compile(r"[\\\x00-\x20\x7f]")
 
 
 class TimeoutException(Exception):
@@ -91,15 +94,18 @@ class SessionlessRequest:
     # slots keep a suspended game small; "__dict__" still lets controllers
     # and subclasses add attributes (the dict is only made when they do)
     __slots__ = ("_app", "_controller", "_channel", "parameters", "environ",
-                 "_continuation_id", "__dict__", "__weakref__")
+                 "_continuation_id", "route", "_owner", "__dict__", "__weakref__")
 
-    def __init__(self, app, channel, controller, parameters, environ=None):
+    def __init__(self, app, channel, controller, parameters, environ=None, route=None,
+                 owner=None):
         self._app = app
         self._controller = controller
         self._channel = channel  # where the current request waits for its page; None between requests
         self.parameters = parameters
         self.environ = environ
         self._continuation_id = mint_id()
+        self.route = route    # the route that started this game (links of refusal pages)
+        self._owner = owner   # the tag of the browser that started it (_owner)
 
     @property
     def continuation_id(self):
@@ -118,7 +124,7 @@ class SessionlessRequest:
         if self._channel is None:
             raise RuntimeError("continue_() called with no request waiting for a page")
         # register before answering: the next request can never miss it
-        waiting = self._app.register_continuation(self._continuation_id)
+        waiting = self._app.register_continuation(self._continuation_id, self)
         self._answer(data)
         # Drop the answered request and its page: with up to max_continuations
         # suspended controllers, each keeping its last request's body, parsed
@@ -197,7 +203,8 @@ class SessionlessApp:
     first), ``max_query_bytes`` (8192), ``max_fields`` (100),
     ``tombstone_timeout`` (600 s: how long used and expired ids are
     remembered), ``max_replay_bytes`` (16 MiB of answered pages kept for
-    double submissions), ``sweep_interval`` (5 s between the durable
+    double submissions), ``max_kept_page_bytes`` (16 MiB of the pages
+    games last answered, for "continue where you left off"), ``sweep_interval`` (5 s between the durable
     store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
     durable routes (``docs/durability.md``, ``docs/deploy.md``).
     Subclasses may also set the options as class attributes, as the seed
@@ -211,6 +218,7 @@ class SessionlessApp:
     max_fields = APP_OPTIONS["max_fields"][1]
     tombstone_timeout = APP_OPTIONS["tombstone_timeout"][1]
     max_replay_bytes = APP_OPTIONS["max_replay_bytes"][1]
+    max_kept_page_bytes = APP_OPTIONS["max_kept_page_bytes"][1]
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
     response_headers = SECURITY_HEADERS
 
@@ -238,6 +246,9 @@ class SessionlessApp:
         self._store = ContinuationStore(self.max_continuations,
                                         tombstone_ttl=self.tombstone_timeout,
                                         max_replay_bytes=self.max_replay_bytes)
+        self._pages = KeptPages(self.max_kept_page_bytes)  # live id -> the page carrying it
+        # in-memory games die with the process: a per-process key will do
+        self._owners = Owners()
         self._expiry_at = None  # when the hub timer for the next expiry is due
         self._log_eviction = ThrottledLog(log, logging.WARNING,
                                           "continuation(s) evicted: more than %d live")
@@ -252,8 +263,10 @@ class SessionlessApp:
         """
         if controller is None:
             return lambda function: self.route(path, function, durable, version) or function
-        if not path.startswith("/"):
-            raise ValueError("route paths start with '/': %r" % (path,))
+        if not path.startswith("/") or path.startswith("//") or _UNSAFE_IN_LINK.search(path):
+            # refusal pages link to routes: a route must never read as another host
+            raise ValueError("route paths start with one '/' and have no backslash, space"
+                             " or control character: %r" % (path,))
         if not callable(controller):
             raise TypeError("controller must be callable, not %r" % (controller,))
         self.routes[path] = controller
@@ -287,10 +300,10 @@ class SessionlessApp:
 
     # -- continuations (hub) -----------------------------------------------------
 
-    def register_continuation(self, id):
+    def register_continuation(self, id, game=None):
         """Create the channel a controller waits on until a request names ``id``."""
         channel = stackless.channel()
-        evicted = self._store.add(id, channel, self.continuation_timeout)
+        evicted = self._store.add(id, channel, self.continuation_timeout, game)
         if evicted:
             # one per new game during a flood: throttled, or it floods the log too
             self._log_eviction(self._store.max_live)
@@ -321,6 +334,7 @@ class SessionlessApp:
 
     def _expire(self, continuations):
         for continuation in continuations:
+            self._pages.pop(continuation.id)
             channel = continuation.channel
             if channel.balance < 0:  # the controller is still waiting there
                 try:
@@ -350,77 +364,107 @@ class SessionlessApp:
             return self._health(start_response)
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
-                return self._durable_reply(self._durable().resume_id(
+                return self._reply(self._durable().resume_id(
                     parameters[CONTINUATION_PARAMETER][0], parameters, environ),
-                    path, environ, start_response)
+                    environ, start_response)
             return self._resume(parameters, environ, start_response)
-        if path in self.durable_routes:
-            return self._durable_reply(self._durable().start(path, parameters, environ),
-                                       path, environ, start_response)
         controller = self.routes.get(path)
         if controller is None:
-            log_refused(log, environ, "404", "no route")
-            return self._respond(start_response, "404 Not Found",
-                                 error_page("404 Not Found", "There is nothing at this address."))
+            return self._refuse(Refusal("no route"), environ, start_response)
+        # the browser that starts a game is the one shown its live id again (_owner)
+        token = cookie_token(environ)
+        cookie = []
+        if token is None:
+            token = new_token()
+            cookie = [set_cookie_header(token, environ)]
+        if path in self.durable_routes:
+            return self._reply(self._durable().start(path, parameters, environ, token),
+                               environ, start_response, cookie)
         channel = stackless.channel()
-        request = SessionlessRequest(self, channel, controller, parameters, environ)
+        request = SessionlessRequest(self, channel, controller, parameters, environ, path,
+                                     self._owners.tag(token))
         task = stackless.tasklet(request)()
-        return self._page(_await_page(channel, task), start_response)
+        status, headers, body = self._render(_await_page(channel, task))
+        self._keep_page(request, body)
+        start_response(status, headers + cookie)
+        return [body]
+
+    def _keep_page(self, game, body):
+        """Keep ``body`` if ``game`` waits on the id it carries (for ``__show``)."""
+        if game is not None and game._continuation_id in self._store:
+            self._pages.put(game._continuation_id, body)
 
     def _resume(self, parameters, environ, start_response):
         # The id alone is the capability: whoever presents it makes the next
         # move, whatever the path (docs/security.md).
         id = parameters[CONTINUATION_PARAMETER][0]
         store = self._store
+        if "__show" in parameters and id in store:
+            return self._show(store.get(id), environ, start_response)
         continuation = store.take(id)
         if continuation is not None and continuation.channel.balance >= 0:
-            store.remember(id, Tombstone("expired"))  # its controller is gone
+            store.remember(id, Tombstone("expired", game=continuation.game))  # its controller is gone
             continuation = None
         if continuation is None:
             return self._dead_continuation(id, parameters, environ, start_response)
+        game = continuation.game
+        self._pages.pop(id)
         controller = continuation.channel.queue  # the tasklet waiting there
         channel = stackless.channel()
         continuation.channel.send((parameters, channel, environ))
         try:
             reply = _await_page(channel, controller)
         except stackless.TaskletExit:  # abandoned: the controller is gone
-            store.remember(id, Tombstone("failed"))
+            store.remember(id, Tombstone("failed", game=game))
             raise
         status, headers, body = self._render(reply)
         if status.startswith("200"):
             store.remember(id, Tombstone("used", parameters_digest(parameters),
-                                         (status, headers, body)))
+                                         (status, headers, body), game))
+            self._keep_page(game, body)
         else:
-            store.remember(id, Tombstone("failed"))
+            store.remember(id, Tombstone("failed", game=game))
         start_response(status, headers)
+        return [body]
+
+    def _show(self, continuation, environ, start_response):
+        """``__show``: the page a game waits on, again, for the browser that owns it."""
+        game = continuation.game
+        route = getattr(game, "route", None)
+        if game is None or not self._owners.owns(game._owner, "", environ):
+            return self._refuse(Refusal("not owner", route), environ, start_response)
+        body = self._pages.get(continuation.id)
+        if body is None:
+            return self._refuse(Refusal("page gone", route), environ, start_response)
+        start_response("200 OK", self._headers(body))
         return [body]
 
     def _dead_continuation(self, id, parameters, environ, start_response):
         tombstone = self._store.tombstone(id)
         if tombstone is None:
-            log_refused(log, environ, "404", "unknown continuation %r..." % id[:6])
-            status, message = "404 Not Found", (
-                "This page refers to a conversation the server does not know"
-                " (it may have been restarted, or the address is wrong).")
-        elif tombstone.state == "expired":
-            status, message = "410 Gone", (
-                "This conversation expired after %d seconds without an answer."
-                % self.continuation_timeout)
-        elif (tombstone.state == "used" and tombstone.response is not None
-              and tombstone.digest == parameters_digest(parameters)):
-            status, headers, body = tombstone.response  # the same form again: the same page
+            return self._refuse(Refusal("unknown"), environ, start_response,
+                                "unknown continuation %r..." % id[:6])
+        reason = "continuation %r... is %s" % (id[:6], tombstone.state)
+        game = tombstone.game() if tombstone.game is not None else None
+        live_id = None
+        if game is not None and game._continuation_id in self._store:
+            live_id = game._continuation_id  # the game goes on: only its owner may see it
+            if not self._owners.owns(game._owner, "", environ):
+                live_id = False
+        if tombstone.state in ("expired", "evicted", "running"):
+            return self._refuse(Refusal(tombstone.state, tombstone.route), environ,
+                                start_response, reason)
+        if (tombstone.state == "used" and tombstone.response is not None
+                and tombstone.digest == parameters_digest(parameters) and live_id is not False):
+            # the same form again: the same page (which carries the live id
+            # only if this is the owner, or no id that is still live)
+            status, headers, body = tombstone.response
             start_response(status, headers)
             return [body]
-        elif tombstone.state == "running":
-            status, message = "409 Conflict", "This form is being submitted already."
-        else:
-            status, message = "409 Conflict", (
-                "This form was already submitted; going back and submitting it"
-                " again does not change what happened.")
-        if tombstone is not None:
-            log_refused(log, environ, status[:3],
-                        "continuation %r... is %s" % (id[:6], tombstone.state))
-        return self._respond(start_response, status, error_page(status, message))
+        if live_id and self._pages.get(live_id) is None:
+            live_id = None  # nothing to show behind the link
+        return self._refuse(Refusal("used", tombstone.route, live_id or None), environ,
+                            start_response, reason)
 
     def _health(self, start_response):
         """``GET /healthz``: 200 while this node can reach its store (if it has one)."""
@@ -435,41 +479,27 @@ class SessionlessApp:
                                 ("Content-Length", str(len(body)))] + list(self.response_headers))
         return [body]
 
-    def _durable_reply(self, reply, path, environ, start_response):
-        """Render what ``DurableChains`` answered: ``(status, page or message)``."""
-        status, content = reply
-        if status.startswith("200"):
-            return self._page(content, start_response)
-        if status.startswith("404"):
-            log_refused(log, environ, "404", "unknown or forged durable id")
-            return self._respond(start_response, status, error_page(status, (
-                "This page refers to a game the server does not know (the address may"
-                " be wrong or tampered with).")))
-        if status[:3] in ("409", "410"):  # the client's doing, as the in-memory refusals
-            log_refused(log, environ, status[:3], content[0] if isinstance(content, tuple)
-                        else content)
-        if content == "expired":
-            message = ("This game expired after %d seconds without an answer."
-                       % self.continuation_timeout)
-        elif content == "version":
-            message = ("This game was started on an older version of this site, which"
-                       " cannot continue it. Please start again.")
-        elif isinstance(content, tuple):  # ("already answered", id of the current step)
-            current = content[1]
-            message = ("This step was already answered; going back and submitting it again"
-                       " does not change what happened.")
-            if current is not None:
-                link = "%s?%s=%s&__show=1" % (path, CONTINUATION_PARAMETER, current)
-                return self._respond(start_response, status, error_page(
-                    status, message, link, "Continue where you left off"))
-        else:
-            message = content
-        return self._respond(start_response, status, error_page(status, message))
+    def _start_route(self):
+        """Where "Start again" goes when the refused id's route is unknown."""
+        if "/" in self.routes or not self.routes:
+            return "/"
+        return next(iter(self.routes))
 
-    def _page(self, reply, start_response):
+    def _reply(self, reply, environ, start_response, extra_headers=()):
+        """Answer what ``DurableChains`` answered: a page, or a ``Refusal``."""
+        if isinstance(reply, Refusal):
+            return self._refuse(reply, environ, start_response)
         status, headers, body = self._render(reply)
-        start_response(status, headers)
+        start_response(status, headers + list(extra_headers))
         return [body]
+
+    def _refuse(self, refusal, environ, start_response, reason=None):
+        status = refusal.status
+        if status[0] == "4":  # the client's doing: one INFO line (5xx are logged where they happen)
+            log_refused(log, environ, status[:3], reason or refusal.kind)
+        status, document = render(refusal, environ, self._start_route(), {
+            "timeout": self.continuation_timeout, "cap": self.max_continuations})
+        return self._respond(start_response, status, document)
 
     def _render(self, reply):
         if isinstance(reply, _Failure):
@@ -482,8 +512,11 @@ class SessionlessApp:
                 reply = reply.decode("utf-8", "replace")
             document = page("" if reply is None else str(reply))
         body = document.encode("utf-8")
-        return status, [("Content-Type", CONTENT_TYPE),
-                        ("Content-Length", str(len(body)))] + list(self.response_headers), body
+        return status, self._headers(body), body
+
+    def _headers(self, body):
+        return [("Content-Type", CONTENT_TYPE),
+                ("Content-Length", str(len(body)))] + list(self.response_headers)
 
     def _respond(self, start_response, status, document, extra_headers=()):
         body = document.encode("utf-8")

@@ -25,11 +25,14 @@ import heapq
 import itertools
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 
-__all__ = ["Continuation", "ContinuationStore", "Tombstone", "mint_id", "parameters_digest"]
+__all__ = ["CONTINUATION_PARAMETER", "Continuation", "ContinuationStore", "KeptPages", "Tombstone", "mint_id",
+           "parameters_digest"]
 
 ID_BYTES = 16  # 128 bits
+CONTINUATION_PARAMETER = "__wc"  # the request parameter that names a continuation
 
 
 def mint_id():
@@ -44,14 +47,16 @@ def parameters_digest(parameters):
 
 
 class Continuation:
-    """A suspended controller: its id, the channel it waits on, its deadline."""
+    """A suspended controller: its id, the channel it waits on, its deadline,
+    and the game (the app's request object) it belongs to, if any."""
 
-    __slots__ = ("id", "channel", "deadline")
+    __slots__ = ("id", "channel", "deadline", "game")
 
-    def __init__(self, id, channel, deadline):
+    def __init__(self, id, channel, deadline, game=None):
         self.id = id
         self.channel = channel
         self.deadline = deadline
+        self.game = game
 
 
 class Tombstone:
@@ -61,16 +66,21 @@ class Tombstone:
     ``"failed"`` or ``"expired"``; a used one remembers the digest of the
     parameters it was resumed with (``parameters_digest``) and the page it
     produced, ``(status, headers, body)``, so an identical resubmission gets
-    the identical page again.  ``forget_at`` is set by the store.
+    the identical page again.  ``forget_at`` is set by the store.  ``route``
+    is the route of the game the id belonged to (for the links of refusal
+    pages) and ``game`` a weak reference to that game, while it lives.
+    ``"evicted"`` is an id expired early by the ``max_live`` cap.
     """
 
-    __slots__ = ("state", "digest", "response", "forget_at")
+    __slots__ = ("state", "digest", "response", "forget_at", "route", "game")
 
-    def __init__(self, state, digest=None, response=None):
+    def __init__(self, state, digest=None, response=None, game=None):
         self.state = state
         self.digest = digest
         self.response = response
         self.forget_at = None
+        self.route = getattr(game, "route", None)
+        self.game = weakref.ref(game) if game is not None else None
 
     @property
     def size(self):
@@ -104,8 +114,12 @@ class ContinuationStore:
         """The live ids, oldest first."""
         return list(self._live)
 
-    def add(self, id, channel, timeout):
-        """Register a continuation expiring ``timeout`` seconds from now.
+    def get(self, id):
+        """The live continuation ``id`` (left in place), or None."""
+        return self._live.get(id)
+
+    def add(self, id, channel, timeout, game=None):
+        """Register a continuation of ``game`` expiring ``timeout`` seconds from now.
 
         Returns the continuations evicted to respect the cap (oldest first);
         the caller must wake them with ``TimeoutException``.
@@ -113,12 +127,12 @@ class ContinuationStore:
         if id in self._live:
             raise ValueError("continuation id %r is already registered" % (id,))
         deadline = self.clock() + timeout
-        self._live[id] = Continuation(id, channel, deadline)
+        self._live[id] = Continuation(id, channel, deadline, game)
         heapq.heappush(self._deadlines, (deadline, next(self._seq), id))
         evicted = []
         while len(self._live) > self.max_live:
             _, oldest = self._live.popitem(last=False)
-            self.remember(oldest.id, Tombstone("expired"))
+            self.remember(oldest.id, Tombstone("evicted", game=oldest.game))
             evicted.append(oldest)
         self._prune()
         return evicted
@@ -127,7 +141,7 @@ class ContinuationStore:
         """Remove and return the live continuation ``id`` (single use), else None."""
         continuation = self._live.pop(id, None)
         if continuation is not None:
-            self.remember(id, Tombstone("running"))
+            self.remember(id, Tombstone("running", game=continuation.game))
         return continuation
 
     def tombstone(self, id):
@@ -192,7 +206,7 @@ class ContinuationStore:
             continuation = live.get(id)
             if continuation is not None and continuation.deadline == deadline:
                 del live[id]
-                self.remember(id, Tombstone("expired"))
+                self.remember(id, Tombstone("expired", game=continuation.game))
                 expired.append(continuation)
         return expired
 
@@ -202,3 +216,47 @@ class ContinuationStore:
         if len(self._deadlines) > 2 * len(self._live) + 64:
             self._deadlines = [(c.deadline, next(self._seq), c.id) for c in self._live.values()]
             heapq.heapify(self._deadlines)
+
+
+class KeptPages:
+    """The page each game last answered, for "continue where you left off".
+
+    An LRU by key with a budget in bytes for all pages together: a client
+    decides how big a page is (a controller may echo what it was sent), so
+    a count alone would not bound memory.  Past the budget the least
+    recently used pages are dropped; a page bigger than the budget is not
+    kept at all.  Used only on the hub.
+    """
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._pages = OrderedDict()  # key -> bytes, least recently used first
+
+    def __len__(self):
+        return len(self._pages)
+
+    def put(self, key, body):
+        """Keep ``body`` (bytes or str) as the page of ``key``."""
+        self.pop(key)
+        if len(body) > self.max_bytes:
+            return
+        self._pages[key] = body
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes:
+            _, dropped = self._pages.popitem(last=False)
+            self.bytes -= len(dropped)
+
+    def get(self, key):
+        """The page of ``key`` (now the most recently used), or None."""
+        body = self._pages.get(key)
+        if body is not None:
+            self._pages.move_to_end(key)
+        return body
+
+    def pop(self, key):
+        """Forget the page of ``key``; return it (or None)."""
+        body = self._pages.pop(key, None)
+        if body is not None:
+            self.bytes -= len(body)
+        return body

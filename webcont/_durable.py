@@ -10,12 +10,14 @@ is not in memory (after a restart, a failover, or when the in-memory cap
 unloaded it) is replayed lazily from its log, in one store query, by running
 the controller again and feeding it the recorded inputs and draws.
 
-Ids are ``<chain>.<step>.<mac>``: a random 128-bit chain id, the step the
+Ids are ``<chain>.<step>.<mac>``: a chain id (128 random bits and the tag
+binding the game to the browser that started it, ``_owner``), the step the
 next request answers, and a MAC of both keyed with the server secret
 (128-bit keyed BLAKE2b), so ids are
 unguessable, unforgeable, and the same on every replay (a replay re-renders
 the identical page).  A request answers a step once: the same input again
-gets the same page, a different one a 409 page linking to the current step.
+gets the same page, a different one a 409 page; only for the browser that
+started the game do these carry the current step's id.
 
 Determinism rules for durable controllers: draw randomness and time through
 ``req.randint/random/choice/now/uuid4`` (or module-level ``random``/``time``
@@ -40,7 +42,9 @@ import stackless_compat as stackless
 
 from . import _clock, _recorder
 from ._app import CONTINUATION_PARAMETER, TimeoutException
+from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
+from ._refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +296,11 @@ class DurableChains:
     """
 
     def __init__(self, app, store, signer, max_live, sweep_interval=5.0,
-                 tombstone_ttl=86400.0):
+                 tombstone_ttl=86400.0, owners=None):
         self.app = app
         self.store = store
         self.signer = signer
+        self.owners = owners or Owners()
         self.max_live = max_live
         self.sweep_interval = sweep_interval
         self.tombstone_ttl = tombstone_ttl
@@ -308,11 +313,13 @@ class DurableChains:
 
     # -- requests ---------------------------------------------------------------
 
-    def _new_chain_id(self):
+    def _new_chain_id(self, owner_token):
         """128 random bits, after this node's name: ``n0-...`` (a load balancer
-        routes on that prefix; it is covered by the id's MAC)."""
+        routes on that prefix; it is covered by the id's MAC), then the tag of
+        the browser's owner token (``_owner``)."""
         token = secrets.token_urlsafe(16)
-        return "%s-%s" % (self.app.node, token) if self.app.node else token
+        base = "%s-%s" % (self.app.node, token) if self.app.node else token
+        return self.owners.tagged_id(owner_token, base)
 
     def health(self):
         """``(reachable, detail)`` of the store, asked through the writer thread."""
@@ -322,17 +329,18 @@ class DurableChains:
             return False, "store unreachable: %s" % (exc,)
         return True, "store ok, %d game(s) in memory" % len(self.live)
 
-    def start(self, route, parameters, environ):
-        """A new chain for ``route``: run it to its first page and record step 0.
+    def start(self, route, parameters, environ, owner_token):
+        """A new chain for ``route``, owned by the browser with ``owner_token``:
+        run it to its first page and record step 0.
 
-        Returns ``(status, page or message)``.
+        Returns the page, or a ``Refusal``.
         """
         controller, version = self.app.durable_routes[route]
-        chain = Chain(self, self._new_chain_id(), route, controller, version)
+        chain = Chain(self, self._new_chain_id(owner_token), route, controller, version)
         try:
             kind, page, events = chain.start(parameters, environ)
             if kind == "final":
-                return "200 OK", page  # answered at once: nothing to remember
+                return page  # answered at once: nothing to remember
             if kind != "page":
                 return _failure(kind)
             _await(self.store.submit(lambda store, cursor: store.op_start(
@@ -345,37 +353,53 @@ class DurableChains:
         self._advanced(chain, events, page)
         self._keep(chain)
         self._check_replay(chain.id, 1, page)
-        return "200 OK", page
+        return page
 
     def resume_id(self, text, parameters, environ):
         """A request carrying the durable id ``text``: check it, then ``resume``."""
         parsed = self.signer.parse(text)
         if parsed is None:
-            return "404 Not Found", "unknown"
+            return Refusal("forged")
         return self.resume(parsed[0], parsed[1], parameters, environ)
 
     def resume(self, chain_id, step, parameters, environ, reloaded=False):
-        """A request answering step ``step`` of ``chain_id``: ``(status, page or message)``."""
+        """A request answering step ``step`` of ``chain_id``: the page, or a ``Refusal``.
+
+        A used or stale id never leads to the live one, except for the
+        browser that started the game (``_owner``): the duplicate's page,
+        ``__show`` and the 409's link all carry the current step's id.
+        """
         chain = self.live.get(chain_id)
         if chain is not None and step > chain.step:
             self._drop(chain)  # another process moved it on: our copy is stale
             chain = None
         if chain is None:
             chain = self._load(chain_id, step, parameters)
-            if isinstance(chain, tuple):
+            if not isinstance(chain, Chain):
                 return chain
         self.live.move_to_end(chain_id)
         if not chain.busy and self._expired(chain):
-            return "410 Gone", "expired"
+            return Refusal("expired", chain.route)
         if "__show" in parameters and step == chain.step:
-            return "200 OK", chain.last_page
+            if not self.owners.owns_id(chain_id, environ):
+                return Refusal("not owner", chain.route)
+            return chain.last_page
         if chain.busy:
-            return "409 Conflict", "This form is being submitted already."
+            return Refusal("running", chain.route)
         if step == chain.step - 1 and _input_of(parameters) == chain.last_input:
-            return "200 OK", chain.last_page  # the same answer again: the same page
+            if self.owners.owns_id(chain_id, environ):
+                return chain.last_page  # the same answer again: the same page
+            return Refusal("used", chain.route)  # that page holds the live id
         if step != chain.step:
-            return "409 Conflict", ("already answered", self.signer.make(chain.id, chain.step))
+            return self._stale(chain, chain.step, environ)
         return self._transition(chain, step, parameters, environ, reloaded)
+
+    def _stale(self, chain, current, environ):
+        """The 409 for an answer to an old step; the owner gets the way on."""
+        live_id = None
+        if self.owners.owns_id(chain.id, environ):
+            live_id = self.signer.make(chain.id, current)
+        return Refusal("used", chain.route, live_id)
 
     def _transition(self, chain, step, parameters, environ, reloaded=False):
         chain.busy = True
@@ -404,13 +428,13 @@ class DurableChains:
                 self._drop(chain)
                 if not reloaded:  # from the log: the same answer gets the same page
                     return self.resume(chain.id, step, parameters, environ, reloaded=True)
-                return "409 Conflict", ("already answered", self.signer.make(chain.id, step + 1))
+                return self._stale(chain, step + 1, environ)
             if final is not None:
                 self.live.pop(chain.id, None)
-                return "200 OK", page
+                return page
             self._advanced(chain, events, page)
             self._check_replay(chain.id, chain.step, page)
-            return "200 OK", page
+            return page
         finally:
             chain.busy = False
 
@@ -431,7 +455,8 @@ class DurableChains:
     # -- loading by replay ------------------------------------------------------
 
     def _load(self, chain_id, step=None, parameters=None):
-        """Replay ``chain_id`` from its log; a Chain, or ``(status, message)``.
+        """Replay ``chain_id`` from its log; a Chain, a ``Refusal``, or the last page
+        of a finished game (answered to its winning move sent again).
 
         One replay at a time per chain: a double submit just after a restart,
         or a request racing the sweeper, waits for the replay under way
@@ -459,21 +484,19 @@ class DurableChains:
         except Exception as exc:
             return _unavailable(exc)
         if record is None:
-            return "404 Not Found", "unknown"
+            return Refusal("unknown")
+        route = record.route if record.route in self.app.durable_routes else None
         if record.state == "done":
             last_input, last_page = json.loads(record.final) if record.final else (None, None)
             if step is not None and step == record.step - 1:
                 if parameters is not None and _input_of(parameters) == last_input:
-                    return "200 OK", last_page  # the winning move again: the same page
-                return "409 Conflict", "This game is finished: that answer came too late."
-            return "410 Gone", "This game is finished. Start a new one."
-        if record.state == "expired":
-            return "410 Gone", "expired"
-        if record.state == "failed":
-            return "410 Gone", ("This game stopped because of an error on the server"
-                                " (it has been logged). Please start again.")
-        if record.state == "broken" or record.route not in self.app.durable_routes:
-            return "410 Gone", "version"
+                    return last_page  # the winning move again: the same page (no live id)
+                return Refusal("too late", route)
+            return Refusal("finished", route)
+        if record.state in ("expired", "failed"):
+            return Refusal(record.state, route)
+        if record.state == "broken" or route is None:
+            return Refusal("version", route)
         controller, version = self.app.durable_routes[record.route]
         chain = Chain(self, chain_id, record.route, controller, version)
         kind, page, _ = chain.start(record.steps[0][0], {}, replay_steps=record.steps)
@@ -482,19 +505,18 @@ class DurableChains:
             chain.unload()
             if kind == "error":  # the controller raised while replaying (logged)
                 self._end(chain_id, "failed")
-                return "410 Gone", ("This game stopped because of an error on the server"
-                                    " (it has been logged). Please start again.")
+                return Refusal("failed", route)
             log.warning("chain %s (version %s, now %s) diverged on replay: %s",
                         chain_id[:6], record.version, version, page)
             self._end(chain_id, "broken")
-            return "410 Gone", "version"
+            return Refusal("version", route)
         chain.last_input = record.steps[-1][0]
         chain.last_page = page
         chain.deadline = _clock.monotonic() + max(record.remaining, 0.0)
         self._keep(chain)
         if record.remaining <= 0:  # past its deadline, not swept yet
             self.expire(chain_id)
-            return "410 Gone", "expired"
+            return Refusal("expired", route)
         return chain
 
     def _check_replay(self, chain_id, step, page):
@@ -594,7 +616,7 @@ class DurableChains:
         chain = self.live.get(chain_id)
         if chain is None:
             chain = self._load(chain_id)
-            if isinstance(chain, tuple):  # gone, finished or broken: just end it
+            if not isinstance(chain, Chain):  # gone, finished or broken: just end it
                 self._end(chain_id, "expired")
                 return
         if chain.busy:
@@ -620,13 +642,12 @@ def _text(page):
 
 
 def _failure(kind):
-    return "500 Internal Server Error", ("The application failed while answering this"
-                                         " request. The error has been logged.")
+    return Refusal("error")
 
 
 def _unavailable(exc):
     log.error("durable store unavailable: %s", exc)
-    return "503 Service Unavailable", "The game store is unavailable; please try again shortly."
+    return Refusal("unavailable")
 
 
 DEFAULT_STORE = "sqlite:///webcont-durable.db"
@@ -647,6 +668,6 @@ def open_chains(app):
         log.info("no secret= given: using the id secret kept in the store")
     chains = DurableChains(app, store, IdSigner(secret), app.max_continuations,
                            sweep_interval=app.sweep_interval,
-                           tombstone_ttl=app.tombstone_timeout)
+                           tombstone_ttl=app.tombstone_timeout, owners=Owners(secret))
     log.info("durable games kept in %s", url.split("@")[-1])
     return chains

@@ -37,6 +37,10 @@ APP_OPTIONS = {
     "max_replay_bytes": (positive_int, 16 << 20,
                          "bytes of answered pages kept so that a form submitted twice gets"
                          " the same page again; beyond it the oldest are forgotten (then 409)"),
+    "max_kept_page_bytes": (positive_int, 16 << 20,
+                            "bytes of the pages games last answered, kept for the owner's"
+                            " 'continue where you left off'; beyond it the least recently"
+                            " used are dropped (a durable game's is rendered again by replay)"),
     "sweep_interval": (positive_number, 5.0,
                        "seconds between passes expiring durable games past their deadline"),
 }

@@ -21,7 +21,17 @@ def postgres():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     """A fresh store: a SQLite file, or a new database on the PostgreSQL server."""
-    if request.param == "sqlite":
+    return _fresh_store(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    """No store (in-memory games, ``""``), or a fresh one as ``store_url``."""
+    return "" if request.param == "memory" else _fresh_store(request, request.param, tmp_path)
+
+
+def _fresh_store(request, kind, tmp_path):
+    if kind == "sqlite":
         return "sqlite:///%s" % (tmp_path / "games.db")
     server = request.getfixturevalue("postgres")
     import psycopg

@@ -191,3 +191,20 @@ def consuming(req):
     while True:
         req.continue_(_form(req, "total=%d" % total))
         total += int(req.parameters["n"].pop())
+
+
+def counter(req):
+    """Adds the numbers it is sent (no draws: the same code runs in memory)."""
+    total, moves = 0, 0
+    while True:
+        req.continue_(_form(req, "total=%d moves=%d" % (total, moves)))
+        total += int(req.parameters.get("n", ["0"])[0])
+        moves += 1
+
+
+def counter_app(store="", secret="o" * 32, node=""):
+    """``counter`` at ``/`` and ``/other``; durable on ``store``, in memory without."""
+    app = SessionlessApp(store=store or None, secret=secret, node=node or None)
+    for path in ("/", "/other"):
+        app.route(path, counter, durable=bool(store))
+    return app

@@ -114,20 +114,29 @@ def demo_process(*arguments):
 
 
 class Client:
-    """A keep-alive HTTP client for one server (one connection, not thread-safe)."""
+    """A keep-alive HTTP client for one server (one connection, not thread-safe).
+
+    Like a browser, it keeps the cookies the server sets (``cookies``) and
+    sends them back; two clients are two browsers."""
 
     def __init__(self, port, timeout=30):
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.cookies = {}
 
     def request(self, path, method="GET", body=None, headers=None):
         """Return (status, headers dict, body text)."""
         headers = dict(headers or {})
+        if self.cookies:
+            headers.setdefault("Cookie", "; ".join("%s=%s" % item for item in self.cookies.items()))
         if body is not None and not isinstance(body, bytes):
             body = urllib.parse.urlencode(body).encode()
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         self.connection.request(method, path, body=body, headers=headers)
         response = self.connection.getresponse()
         data = response.read().decode("utf-8", "replace")
+        for value in response.headers.get_all("Set-Cookie") or ():
+            name, _, rest = value.partition("=")
+            self.cookies[name] = rest.split(";")[0]
         return response.status, dict(response.getheaders()), data
 
     def get(self, path="/", **params):
@@ -148,14 +157,16 @@ class RawClient:
     text), or raises ``ConnectionError`` if the server closed the connection.
     """
 
-    def __init__(self, port, timeout=30):
+    def __init__(self, port, timeout=30, cookie=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buffer = b""
+        self.cookie = cookie  # "name=value" sent with get(), as a browser would
 
     def get(self, path="/", **params):
         if params:
             path += ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
-        self.send(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode("latin-1"))
+        cookie = b"Cookie: %s\r\n" % self.cookie.encode() if self.cookie else b""
+        self.send(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (path.encode("latin-1"), cookie))
         return self.response()
 
     def send(self, raw):

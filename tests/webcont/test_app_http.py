@@ -97,7 +97,7 @@ def test_submitting_the_same_form_twice_advances_the_game_once(demo_server):
     assert "You have guessed 1 time." in second
     status3, _, third = client.get("/", __wc=cid, guess=20)
     assert status3 == 409
-    assert "already submitted" in third
+    assert "already answered" in third
     _, _, page = client.get("/", __wc=continuation_id(first), guess=60)
     assert "You have guessed 2 times." in page
 
@@ -187,7 +187,8 @@ def test_an_expired_continuation_gets_410_and_its_controller_cleans_up():
         time.sleep(1.5)  # no traffic: the hub's timer must expire it alone
         status, _, page = client.get("/wait", __wc=continuation_id(page))
         assert status == 410
-        assert "expired" in page and '<a href="/">Start again</a>' in page
+        # "start again" leads to the route the game was started on
+        assert "expired" in page and '<a href="/wait">Start again</a>' in page
         code, _, err = server.stop()
     assert code == 0
     assert "CLEANUP timeout" in err and "CLEANUP finally" in err

@@ -61,7 +61,7 @@ def test_the_cap_evicts_the_oldest_first():
         evicted += [c.id for c in store.add(name, None, 60)]
     assert evicted == ["a", "b"]
     assert store.ids() == ["c", "d", "e"]
-    assert store.tombstone("a").state == "expired"
+    assert store.tombstone("a").state == "evicted"  # not "expired": its 410 says which
 
 
 def test_tombstones_are_bounded_and_forget_the_oldest():

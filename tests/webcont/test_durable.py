@@ -21,11 +21,15 @@ ID = re.compile(r'name="__wc" value="([^"]+)"')
 
 
 class InProcess:
-    """A durable app behind webcont.gateway(), restartable on the same store."""
+    """A durable app behind webcont.gateway(), restartable on the same store.
+
+    Like a browser, it keeps the cookies it is given and sends them back
+    (``cookies``); ``get(..., cookies={})`` is another browser."""
 
     def __init__(self, factory, *args, **kwargs):
         self.factory, self.args, self.kwargs = factory, args, kwargs
         self.app = self.gateway = None
+        self.cookies = {}
         self.start()
 
     def start(self):
@@ -36,16 +40,24 @@ class InProcess:
         self.gateway.close()
         self.start()
 
-    def get(self, query=""):
+    def get(self, query="", cookies=None):
+        jar = self.cookies if cookies is None else cookies
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": query,
                    "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")}
-        status = []
-        body = b"".join(self.gateway(environ, lambda s, h, e=None: status.append(s)))
-        return int(status[0][:3]), body.decode()
+        if jar:
+            environ["HTTP_COOKIE"] = "; ".join("%s=%s" % item for item in jar.items())
+        answer = []
+        body = b"".join(self.gateway(environ, lambda s, h, e=None: answer.append((s, h))))
+        status, headers = answer[0]
+        for name, value in headers:
+            if name == "Set-Cookie":
+                cookie_name, _, rest = value.partition("=")
+                jar[cookie_name] = rest.split(";")[0]
+        return int(status[:3]), body.decode()
 
-    def step(self, cid, **params):
+    def step(self, cid, cookies=None, **params):
         query = "__wc=%s" % cid + "".join("&%s=%s" % item for item in params.items())
-        return self.get(query)
+        return self.get(query, cookies)
 
     def close(self):
         self.gateway.close()
@@ -261,6 +273,7 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
     app = durable_apps.adder_app("sqlite:///%s" % (tmp_path / "slow.db"))
     gateway = webcont.gateway(app, request_timeout=0.5)
     server = InProcess.__new__(InProcess)
+    server.cookies = {}
     server.app, server.gateway = app, gateway
     try:
         _, page = server.get()
@@ -282,6 +295,7 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
 
 def _with_gateway(app, **gateway_options):
     server = InProcess.__new__(InProcess)
+    server.cookies = {}
     server.app, server.gateway = app, webcont.gateway(app, **gateway_options)
     return server
 
@@ -311,6 +325,7 @@ def test_a_commit_that_fails_after_its_request_gave_up_is_not_applied_twice(tmp_
     finally:
         server.gateway.close()
     again = _with_gateway(durable_apps.adder_app(url))
+    again.cookies = server.cookies  # the same browser
     try:
         status, shown = again.get("__wc=%s&__show=1" % ID.search(page).group(1))
         assert status == 200 and state(shown) == state(page) and int(state(shown)["bonus"]) == bonus
@@ -511,7 +526,7 @@ def test_a_finished_game_answers_its_last_move_again_and_refuses_others(served, 
     assert game.step(cid, n=7) == (200, final)
     with caplog.at_level("INFO", logger="webcont"):
         assert game.step(cid, n=8)[0] == 409
-    assert "409 This game is finished" in caplog.text  # refused, and logged as such
+    assert "409 too late" in caplog.text  # refused, and logged as such
 
 
 @pytest.mark.parametrize("url, complaint", [

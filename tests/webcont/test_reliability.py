@@ -126,8 +126,8 @@ def test_a_thousand_games_over_http_are_won_none_lost_mixed_up_or_answered_twice
 def test_a_client_that_disconnects_mid_request_costs_nothing_and_its_move_is_kept():
     with ServerProcess("tests.webcont.fixture_apps:demo") as server:
         client = RawClient(server.port)
-        _, _, page = client.get("/")
-        cid = continuation_id(page)
+        _, headers, page = client.get("/")
+        cid, cookie = continuation_id(page), headers["set-cookie"].split(";")[0]
         # half a POST body, then gone: waitress never hands it to the hub
         half = RawClient(server.port)
         half.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
@@ -141,7 +141,7 @@ def test_a_client_that_disconnects_mid_request_costs_nothing_and_its_move_is_kep
         time.sleep(0.3)
         # the player, on a new connection, submits the same form: the same page,
         # the move made once (the half request made none)
-        status, _, page = RawClient(server.port).get("/", __wc=cid, guess=50)
+        status, _, page = RawClient(server.port, cookie=cookie).get("/", __wc=cid, guess=50)
         assert status == 200 and ("You have guessed 1 time." in page or won(page)), page
         assert_no_leaked_tasklets(server.port)
         assert_still_serves_games(server.port)

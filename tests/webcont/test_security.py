@@ -141,17 +141,23 @@ def test_the_log_names_refused_ids_by_a_short_prefix_only(site, caplog):
 
 def test_a_replayed_id_replays_the_page_once_answered_and_refuses_other_answers(site):
     _, gateway = site
-    _, _, page = call(gateway, "/wizard")
+    _, headers, page = call(gateway, "/wizard")
+    cookie = {"HTTP_COOKIE": headers["Set-Cookie"].split(";")[0]}
     cid = continuation_id(page)
     first = call(gateway, "/wizard", method="POST", body=b"__wc=%s&answer=Ann" % cid.encode(),
-                 content_type=FORM)
+                 content_type=FORM, extra=cookie)
     again = call(gateway, "/wizard", method="POST", body=b"__wc=%s&answer=Ann" % cid.encode(),
-                 content_type=FORM)
+                 content_type=FORM, extra=cookie)
     assert first[0] == 200 and first == again  # identical page, no second move
     other = call(gateway, "/wizard", method="POST", body=b"__wc=%s&answer=Bob" % cid.encode(),
-                 content_type=FORM)
-    assert other[0] == 409 and "already submitted" in other[2]
+                 content_type=FORM, extra=cookie)
+    assert other[0] == 409 and "already answered" in other[2]
     assert "Bob" not in other[2]
+    # another browser (no cookie) gets neither the page, which holds the live
+    # id, nor a way on
+    stranger = call(gateway, "/wizard", method="POST",
+                    body=b"__wc=%s&answer=Ann" % cid.encode(), content_type=FORM)
+    assert stranger[0] == 409 and continuation_id(first[2]) not in stranger[2]
 
 
 def test_replayed_ids_are_forgotten_after_tombstone_timeout_and_then_get_404():
@@ -260,7 +266,10 @@ def test_cr_lf_in_fields_never_reach_a_header(site):
     for path, query in [("/", "guess=" + evil), ("/echo", evil + "=" + evil),
                         ("/", "__wc=" + evil), ("/" + evil, "")]:
         status, headers, page = call(gateway, path, query)
-        assert "Set-Cookie" not in headers
+        # a new game may set webcont's own owner cookie, and nothing else
+        assert re.fullmatch(r"wc_owner=[\w-]{22}; Path=/; HttpOnly; SameSite=Strict",
+                            headers.get("Set-Cookie", "wc_owner=%s; Path=/; HttpOnly;"
+                                        " SameSite=Strict" % ("x" * 22)))
         assert all("\r" not in value and "\n" not in value for value in headers.values())
 
 

@@ -1,0 +1,150 @@
+"""An old id never leads another browser to the live game (docs/security.md).
+
+Over real HTTP, for in-memory games and durable ones on SQLite and
+PostgreSQL: a victim plays, an attacker who holds the victim's old ids (from
+history, a proxy log, a shared link) tries every way back in, and the victim
+who pressed Back still finds the way on.  Each ``Client`` is one browser with
+its own cookies.
+"""
+
+import io
+import re
+import urllib.parse
+
+import pytest
+
+import webcont
+
+from . import durable_apps
+from .support import Client, ServerProcess, continuation_id
+
+FACTORY = "tests.webcont.durable_apps:counter_app"
+
+
+def moves(page):
+    return int(re.search(r"moves=(\d+)", page).group(1))
+
+
+def link(page):
+    """The target of the first link of a page, unescaped."""
+    return re.search(r'<a href="([^"]*)"', page).group(1).replace("&amp;", "&")
+
+
+def ids_in(page):
+    """Every continuation id a page carries, in forms or links."""
+    return set(re.findall(r'(?:name="__wc" value="|__wc=)([^"&]+)', page.replace("&amp;", "&")))
+
+
+def play(client, path, count):
+    """Start a game at ``path`` and make ``count`` moves; return (ids used, last page)."""
+    status, _, page = client.get(path)
+    assert status == 200, page
+    used = []
+    for n in range(count):
+        cid = continuation_id(page)
+        status, _, page = client.get(path, __wc=cid, n=n + 1)
+        assert status == 200, page
+        used.append((cid, n + 1))
+    return used, page
+
+
+@pytest.fixture
+def served(any_store):
+    with ServerProcess(FACTORY, store=any_store) as server:
+        yield server
+
+
+def test_an_old_id_gives_another_browser_no_id_that_can_move_the_game(served):
+    victim, attacker = Client(served.port), Client(served.port)
+    attacker.get("/")  # the attacker has an owner cookie of its own
+    used, page = play(victim, "/", 3)
+    live = continuation_id(page)
+    first, (last, last_n) = used[0][0], used[-1]
+    answers = [
+        attacker.get("/", __wc=first, n=50),              # an old id, another answer
+        attacker.get("/", __wc=last, n=last_n),           # the last move, sent again
+        attacker.get("/", __wc=first, __show=1),          # "continue" by hand
+        attacker.get("/", __wc=first, n=1),               # the first move, sent again
+    ]
+    for status, _, answer in answers:
+        assert status in (403, 409), answer
+        assert live not in answer and not ids_in(answer), answer
+    attacker.cookies.clear()  # and without any cookie
+    status, _, answer = attacker.get("/", __wc=last, n=last_n)
+    assert status == 409 and not ids_in(answer)
+    # the victim's own next move is not refused: nobody else moved the game
+    status, _, page = victim.get("/", __wc=live, n=10)
+    assert status == 200 and moves(page) == 4
+
+
+def test_the_browser_that_pressed_back_can_continue_from_the_route_of_its_game(served):
+    player = Client(served.port)
+    used, page = play(player, "/other", 2)
+    first, last = used[0][0], used[-1]
+    # a double submission of the last move: the same page, no second move
+    status, _, again = player.get("/other", __wc=last[0], n=last[1])
+    assert (status, again) == (200, page)
+    # Back to the first page and another answer: 409, with the way on, under
+    # the game's own route (whatever path the old form was sent to)
+    status, _, refused = player.get("/", __wc=first, n=99)
+    assert status == 409 and "already answered" in refused
+    target = link(refused)
+    assert target.startswith("/other?") and "__show=1" in target
+    status, _, shown = player.get(target)
+    assert status == 200 and shown == page
+    status, _, page = player.get("/other", __wc=continuation_id(shown), n=5)
+    assert status == 200 and moves(page) == 3
+
+
+def test_the_owner_cookie_is_httponly_samesite_strict_and_secure_over_https(served):
+    status, headers, _ = Client(served.port).get("/")
+    cookie = headers["Set-Cookie"]
+    assert re.fullmatch(r"wc_owner=[\w-]{22}; Path=/; HttpOnly; SameSite=Strict", cookie)
+    app = durable_apps.counter_app()
+    gateway = webcont.gateway(app)
+    try:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
+                   "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "https"}
+        seen = []
+        b"".join(gateway(environ, lambda s, h, e=None: seen.extend(h)))
+        assert dict(seen)["Set-Cookie"].endswith("; HttpOnly; SameSite=Strict; Secure")
+    finally:
+        gateway.close()
+
+
+def test_a_browser_keeps_one_owner_cookie_for_all_its_games(served):
+    browser = Client(served.port)
+    _, headers, _ = browser.get("/")
+    token = browser.cookies["wc_owner"]
+    _, headers, _ = browser.get("/other")
+    assert "Set-Cookie" not in headers and browser.cookies["wc_owner"] == token
+
+
+def test_on_a_cluster_the_way_on_works_from_any_node_for_the_owner_only(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "shared.db")
+    nodes = [webcont.gateway(durable_apps.counter_app(url, node=name)) for name in ("n0", "n1")]
+
+    def get(node, query, cookie=None):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": query,
+                   "wsgi.input": io.BytesIO(b"")}
+        if cookie:
+            environ["HTTP_COOKIE"] = cookie
+        seen = []
+        body = b"".join(nodes[node](environ, lambda s, h, e=None: seen.append((s, h))))
+        return int(seen[0][0][:3]), dict(seen[0][1]), body.decode()
+    try:
+        _, headers, page = get(0, "")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        first = continuation_id(page)
+        status, _, page = get(0, "__wc=%s&n=1" % first, cookie)
+        live = continuation_id(page)
+        status, _, refused = get(1, "__wc=%s&n=7" % first)           # a stranger, on n1
+        assert status == 409 and live not in refused and not ids_in(refused)
+        status, _, refused = get(1, "__wc=%s&n=7" % first, cookie)   # the owner, on n1
+        assert status == 409
+        query = urllib.parse.urlsplit(link(refused)).query
+        status, _, shown = get(1, query, cookie)
+        assert status == 200 and continuation_id(shown) == live
+    finally:
+        for node in nodes:
+            node.close()
