@@ -33,6 +33,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import uuid
@@ -49,6 +50,11 @@ from ._refusals import Refusal
 log = logging.getLogger(__name__)
 
 __all__ = ["DurableRequest", "DurableChains", "IdSigner", "code_version"]
+
+
+#: the one spelling of an id we make: ASCII only, the step in canonical decimal
+#: (no sign, no leading zero, no other script's digits), the MAC's 22 characters
+_ID = re.compile(r"([A-Za-z0-9_-]{22,60})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{22})")
 
 
 class IdSigner:
@@ -72,12 +78,17 @@ class IdSigner:
         return "%s.%d.%s" % (chain, step, self._mac(chain, step))
 
     def parse(self, text):
-        """``(chain, step)`` of a genuine id, else None (forged, tampered, malformed)."""
-        parts = text.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 9:
+        """``(chain, step)`` of a genuine id, else None (forged, tampered, malformed).
+
+        Only the exact text ``make`` returns is genuine: ``01``, ``+1``, ``²``
+        or a full-width ``１`` is another id, so it is refused before the MAC,
+        never turned into the step it looks like.
+        """
+        match = _ID.fullmatch(text)
+        if match is None:
             return None
-        chain, step = parts[0], int(parts[1])
-        if not hmac.compare_digest(self._mac(chain, step), parts[2]):
+        chain, step, mac = match.group(1), int(match.group(2)), match.group(3)
+        if not hmac.compare_digest(self._mac(chain, step), mac):
             return None
         return chain, step
 

@@ -556,3 +556,23 @@ def test_webconts_own_clock_is_never_recorded_as_a_controllers_draw():
         assert [kind for kind, _, _ in recorder.pending] == ["time.monotonic"]
     finally:
         del _recorder.active_recorders[id(stackless.getcurrent())]
+
+
+def test_ids_are_parsed_strictly_and_any_other_spelling_is_a_404_never_a_500(store_url):
+    with ServerProcess("tests.webcont.durable_apps:counter_app", store=store_url) as server:
+        client = Client(server.port)
+        _, _, page = client.get("/")
+        cid = continuation_id(page)
+        chain, step, mac = cid.split(".")
+        assert step == "1"
+        spellings = ["0" + step, "+" + step, " " + step, step + " ", step + "\n", "\u00b9",
+                     "\u00b2", "\uff11", "\u0661", "\u06f1", "1_", "1e0", "0x1", "1.0"]
+        for spelling in spellings:
+            status, _, answer = client.get("/", __wc="%s.%s.%s" % (chain, spelling, mac), n=1)
+            assert status == 404, (spelling, status, answer)
+        for forged in (cid + "\n", " " + cid, cid.upper(), chain + "\uff0e1." + mac,
+                       "%s.%s.%s=" % (chain, step, mac), "%s..%s.%s" % (chain, step, mac)):
+            assert client.get("/", __wc=forged, n=1)[0] == 404, forged
+        status, _, page = client.get("/", __wc=cid, n=1)  # the genuine spelling works
+        assert status == 200 and "moves=1" in page
+    assert "Traceback" not in server.stderr_text and " 500 " not in server.stderr_text
