@@ -148,3 +148,29 @@ def test_on_a_cluster_the_way_on_works_from_any_node_for_the_owner_only(tmp_path
     finally:
         for node in nodes:
             node.close()
+
+
+@pytest.mark.parametrize("path", ["/\\evil.example", "//evil.example", "/\\\\evil.example/",
+                                  "/%0d%0aLocation:%20http://evil.example", "/%5cevil.example",
+                                  "/other%0d%0a"])
+def test_links_come_from_the_games_route_never_from_the_request_path(served, path):
+    player = Client(served.port)
+    used, page = play(player, "/other", 2)
+    first = used[0][0]
+    status, _, refused = player.request("%s?__wc=%s&n=99" % (path, first))
+    assert status == 409
+    assert link(refused).startswith("/other?__wc=") and "evil" not in refused
+    status, _, unknown = player.request("%s?__wc=%s" % (path, "x" * 22))
+    assert status == 404 and link(unknown) == "/" and "evil" not in unknown
+    status, _, nothing = player.request(path)
+    assert status == 404 and link(nothing) == "/" and "evil" not in nothing
+    for answer in (refused, unknown, nothing):
+        for target in re.findall(r'href="([^"]*)"', answer):
+            assert not re.search(r"[\\\r\n\x00-\x20]", target) and not target.startswith("//")
+
+
+@pytest.mark.parametrize("route", ["//evil.example", "/a\\b", "/a\r\nb", "/a b", "evil"])
+def test_a_route_that_could_read_as_another_host_or_break_a_link_is_refused(route):
+    app = webcont.SessionlessApp()
+    with pytest.raises(ValueError, match="route paths"):
+        app.route(route, lambda req: "x")
