@@ -43,6 +43,7 @@ import stackless_compat as stackless
 
 from . import _clock, _recorder
 from ._app import CONTINUATION_PARAMETER, TimeoutException
+from ._hub import current_hub
 from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
 from ._refusals import Refusal
@@ -278,24 +279,8 @@ def _input_of(parameters):
 
 
 def _await(future):
-    """Wait, in a hub tasklet, for a store ``future``; return its result or raise.
-
-    The store thread never touches a tasklet: its callback posts to the hub,
-    which hands the outcome over a channel.
-    """
-    from ._hub import current_hub
-    hub = current_hub()
-    outcome = stackless.channel()
-
-    def hand_over(done):  # on the hub; the waiter may have been abandoned meanwhile
-        if outcome.balance < 0:
-            outcome.send(done)
-    future.add_done_callback(lambda done: hub.post(lambda: hand_over(done)))
-    hub.awaiting += 1
-    try:
-        return outcome.receive().result()
-    finally:
-        hub.awaiting -= 1
+    """Wait, in a hub tasklet, for a store ``future``; return its result or raise."""
+    return current_hub().wait(future)
 
 
 class DurableChains:
@@ -332,6 +317,11 @@ class DurableChains:
         base = "%s-%s" % (self.app.node, token) if self.app.node else token
         return self.owners.tagged_id(owner_token, base)
 
+    def _commit(self, operation):
+        """Commit a step's write with the others of this hub pass; its result (hub tasklet)."""
+        hub = current_hub()
+        return hub.wait(self.store.commit_soon(operation, hub.post))
+
     def health(self):
         """``(reachable, detail)`` of the store, asked through the writer thread."""
         try:
@@ -354,8 +344,8 @@ class DurableChains:
                 return page  # answered at once: nothing to remember
             if kind != "page":
                 return _failure(kind)
-            _await(self.store.submit(lambda store, cursor: store.op_start(
-                cursor, chain.id, route, version, events, self.app.continuation_timeout)))
+            self._commit(lambda store, cursor: store.op_start(
+                cursor, chain.id, route, version, events, self.app.continuation_timeout))
         except BaseException as exc:  # the store failed, or the request was abandoned
             chain.unload()
             if not isinstance(exc, Exception):
@@ -424,9 +414,9 @@ class DurableChains:
                 final = None
                 if kind == "final":  # the tombstone keeps the last answer and its page
                     final = json.dumps([events[0], _text(page)], separators=(",", ":"))
-                recorded = _await(self.store.submit(lambda store, cursor: store.op_record(
+                recorded = self._commit(lambda store, cursor: store.op_record(
                     cursor, chain.id, step, events, self.app.continuation_timeout,
-                    final=final)))
+                    final=final))
             except BaseException as exc:
                 # the store failed, or this request was abandoned (killed) while the
                 # commit was under way: memory may be ahead of the log, so it goes,
@@ -582,7 +572,6 @@ class DurableChains:
     def _schedule_sweep(self):
         if not self._sweeping:
             self._sweeping = True
-            from ._hub import current_hub
             current_hub().call_at(_clock.monotonic() + self.sweep_interval,
                                   lambda: stackless.tasklet(self._sweep)())
 

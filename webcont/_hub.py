@@ -139,6 +139,34 @@ class Hub:
             except (Exception, SystemExit):
                 log.exception("a tasklet on the hub raised")
 
+    def wait(self, future):
+        """Wait, in a hub tasklet, for a ``concurrent.futures.Future``; its result or exception. (hub)
+
+        The future may be completed by any thread: from another thread the
+        completion is posted to the hub; on the hub itself (a commit the hub
+        made) it is handed over at once.  Only the waiting tasklet blocks.
+        """
+        if future.done():
+            return future.result()
+        outcome = stackless.channel()
+        outcome.preference = 1  # the completing side goes on; the waiter runs at the drain
+
+        def hand_over(done):  # on the hub; the waiter may have been abandoned meanwhile
+            if outcome.balance < 0:
+                outcome.send(done)
+
+        def completed(done):
+            if threading.get_ident() == self.thread_id:
+                hand_over(done)
+            else:
+                self.post(lambda: hand_over(done))
+        future.add_done_callback(completed)
+        self.awaiting += 1
+        try:
+            return outcome.receive().result()
+        finally:
+            self.awaiting -= 1
+
     # -- timers (hub) -----------------------------------------------------------
 
     def call_at(self, when, callback):

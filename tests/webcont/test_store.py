@@ -105,3 +105,63 @@ def test_a_failing_write_is_undone_alone_and_the_store_goes_on(store_url, group)
         assert count(store) == group + 1
     finally:
         store.close()
+
+
+def started_on(store, chain, where):
+    """An op_start for ``chain`` that notes the thread running it in ``where``."""
+    def operation(s, cursor):
+        where.append(threading.get_ident())
+        return s.op_start(cursor, chain, "/", "v", [{}], 60)
+    return operation
+
+
+def test_writes_queued_with_commit_soon_share_one_commit_made_by_the_calling_thread(tmp_path):
+    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
+    try:
+        posted, ran_on = [], []
+        commits = store.commits
+
+        def half_then_fail(s, cursor):
+            s.op_start(cursor, "half", "/", "v", [{}], 60)
+            raise ValueError("the operation failed")
+        futures = [store.commit_soon(started_on(store, "a", ran_on), posted.append),
+                   store.commit_soon(half_then_fail, posted.append),
+                   store.commit_soon(started_on(store, "b", ran_on), posted.append)]
+        assert len(posted) == 1 and not any(f.done() for f in futures)  # one flush for all
+        posted[0]()  # the hub's pass ends: it commits them itself
+        assert futures[0].result(0) is True and futures[2].result(0) is True
+        with pytest.raises(ValueError):
+            futures[1].result(0)
+        assert store.commits == commits + 1
+        assert set(ran_on) == {threading.get_ident()}
+        assert count(store) == 2  # "half" rolled back alone
+    finally:
+        store.close()
+
+
+def test_commit_soon_never_waits_for_another_process_lock_the_writer_thread_does(
+        store_and_rival):
+    store, rival = store_and_rival
+    posted, ran_on = [], []
+    rival.execute("BEGIN IMMEDIATE")  # the other node is committing
+    future = store.commit_soon(started_on(store, "waiting", ran_on), posted.append)
+    started = time.monotonic()
+    posted[0]()
+    assert time.monotonic() - started < 0.05  # the hub went on at once
+    time.sleep(0.2)
+    assert not future.done()
+    rival.execute("COMMIT")
+    assert future.result(10) is True
+    assert ran_on and ran_on[-1] != threading.get_ident()  # committed by the writer thread
+    assert count(store) == 1
+
+
+def test_with_synchronous_full_commit_soon_leaves_the_fsync_to_the_writer_thread(tmp_path):
+    store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    try:
+        posted, ran_on = [], []
+        future = store.commit_soon(started_on(store, "a", ran_on), posted.append)
+        assert posted == [] and future.result(10) is True
+        assert ran_on[0] != threading.get_ident()
+    finally:
+        store.close()
