@@ -204,7 +204,9 @@ class SessionlessApp:
     ``tombstone_timeout`` (600 s: how long used and expired ids are
     remembered), ``max_replay_bytes`` (16 MiB of answered pages kept for
     double submissions), ``max_kept_page_bytes`` (16 MiB of the pages
-    games last answered, for "continue where you left off"), ``sweep_interval`` (5 s between the durable
+    games last answered, for "continue where you left off"),
+    ``max_step_bytes`` (16 KiB) and ``max_game_bytes`` (256 KiB) of input a
+    durable game records per step and in all, ``sweep_interval`` (5 s between the durable
     store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
     durable routes (``docs/durability.md``, ``docs/deploy.md``).
     Subclasses may also set the options as class attributes, as the seed
@@ -219,6 +221,8 @@ class SessionlessApp:
     tombstone_timeout = APP_OPTIONS["tombstone_timeout"][1]
     max_replay_bytes = APP_OPTIONS["max_replay_bytes"][1]
     max_kept_page_bytes = APP_OPTIONS["max_kept_page_bytes"][1]
+    max_step_bytes = APP_OPTIONS["max_step_bytes"][1]
+    max_game_bytes = APP_OPTIONS["max_game_bytes"][1]
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
     response_headers = SECURITY_HEADERS
 
@@ -240,6 +244,9 @@ class SessionlessApp:
         defaults.update(options)
         for name, value in validate(defaults, APP_OPTIONS).items():
             setattr(self, name, value)
+        if self.max_step_bytes > self.max_game_bytes:
+            raise ValueError("max_step_bytes (%d) is more than max_game_bytes (%d)"
+                             % (self.max_step_bytes, self.max_game_bytes))
         self.routes = {}
         for path, controller in (routes or {}).items():
             self.route(path, controller)
@@ -498,7 +505,8 @@ class SessionlessApp:
         if status[0] == "4":  # the client's doing: one INFO line (5xx are logged where they happen)
             log_refused(log, environ, status[:3], reason or refusal.kind)
         status, document = render(refusal, environ, self._start_route(), {
-            "timeout": self.continuation_timeout, "cap": self.max_continuations})
+            "timeout": self.continuation_timeout, "cap": self.max_continuations,
+            "step": self.max_step_bytes, "game": self.max_game_bytes})
         return self._respond(start_response, status, document)
 
     def _render(self, reply):

@@ -37,12 +37,13 @@ import re
 import secrets
 import sys
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import stackless_compat as stackless
 
 from . import _clock, _recorder
 from ._app import CONTINUATION_PARAMETER, TimeoutException
+from ._continuations import parameters_digest
 from ._hub import current_hub
 from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
@@ -131,7 +132,13 @@ class DurableRequest:
 
     def continue_(self, data):
         """Answer the current request with ``data``; return with the next request's input."""
-        self.parameters, self.environ = self._chain.suspend(data)
+        # handed over in a box, so that no frame of the suspended game keeps
+        # the page (a client can make it big; the kept copy has a budget)
+        box = [data]
+        del data
+        # nor the answered request: a suspended game holds nothing of it
+        self.parameters, self.environ = {}, None
+        self.parameters, self.environ = self._chain.suspend(box)
 
     def randint(self, a, b):
         """``random.randint(a, b)``, recorded."""
@@ -182,8 +189,9 @@ class Chain:
         self.replay_steps = None            # recorded steps not yet replayed
         self.tasklet = None
         self.busy = False                   # a transition is in progress
-        self.last_input = None              # input of the last step, for duplicates
-        self.last_page = None               # the page the user holds now
+        self.last_digest = None             # digest of the last step's input, for duplicates
+        self.log_bytes = 0                  # UTF-8 bytes of its recorded steps (max_game_bytes)
+        self.slice_end = None               # replaying: when to let the hub serve others
         self.deadline = float("inf")        # monotonic estimate of the store's deadline
 
     # -- controller side --------------------------------------------------------
@@ -217,8 +225,10 @@ class Chain:
         if self.replies.balance < 0:  # only a waiting driver gets it
             self.replies.send(message)
 
-    def suspend(self, page):
-        """``continue_``: end this transition with ``page``; return the next input."""
+    def suspend(self, box):
+        """``continue_``: end this transition with the page in ``box`` (emptied);
+        return the next input."""
+        page = box.pop()
         recorder = self.recorder
         if self.replay_steps is not None:
             if recorder.diverged:
@@ -228,16 +238,22 @@ class Chain:
                                  % len(recorder.replaying))
             self.step += 1
             if self.replay_steps:
-                parameters, draws = self.replay_steps.pop(0)
+                if _clock.monotonic() > self.slice_end:
+                    # a long log: let the hub answer what queued meanwhile, so no
+                    # game holds it more than REPLAY_SLICE at a time
+                    _pause()
+                    self.slice_end = _clock.monotonic() + REPLAY_SLICE
+                parameters, draws = self.replay_steps.popleft()
                 recorder.replaying = list(draws)
                 return parameters, {}  # the environ is not logged: empty in a replay
             # replayed up to where the live chain waits: from here on, live
             self.replay_steps = recorder.replaying = None
-            self.last_page = page
             self._reply(("ready", page, None))
         else:
             request_events = [self.pending_input, recorder.take_pending()]
+            self.pending_input = None
             self._reply(("page", page, request_events))
+        del page
         return self.inputs.receive()
 
     # -- driver side (the request tasklet) -----------------------------------------
@@ -248,9 +264,11 @@ class Chain:
         if replay_steps:
             first_input, first_draws = replay_steps[0]
             request.parameters = first_input
-            self.replay_steps = list(replay_steps[1:])
+            self.replay_steps = deque(replay_steps)
+            self.replay_steps.popleft()
             self.recorder.replaying = list(first_draws)
             self.step = 0
+            self.slice_end = _clock.monotonic() + REPLAY_SLICE
         else:
             self.pending_input = _input_of(parameters)
         self.tasklet = stackless.tasklet(self.run)(request)
@@ -269,6 +287,29 @@ class Chain:
         task, self.tasklet = self.tasklet, None
         if task is not None and task.alive:
             task.throw(_Unload)
+
+
+#: seconds a replay runs before it lets the hub serve others (then it goes on)
+REPLAY_SLICE = 0.002
+
+
+def _pause():
+    """Leave the hub to whatever queued up, and come back after it (hub tasklet).
+
+    The wake-up is posted behind what the server queued meanwhile.
+    """
+    hub = current_hub()
+    resume = stackless.channel()
+
+    def wake():
+        if resume.balance < 0:  # (a waiter whose request was abandoned is gone)
+            resume.send(None)
+    hub.post(wake)
+    hub.awaiting += 1
+    try:
+        resume.receive()
+    finally:
+        hub.awaiting -= 1
 
 
 def _input_of(parameters):
@@ -337,6 +378,8 @@ class DurableChains:
         Returns the page, or a ``Refusal``.
         """
         controller, version = self.app.durable_routes[route]
+        if _size(_input_of(parameters)) > self.app.max_step_bytes:
+            return Refusal("too big", route)
         chain = Chain(self, self._new_chain_id(owner_token), route, controller, version)
         try:
             kind, page, events = chain.start(parameters, environ)
@@ -384,16 +427,45 @@ class DurableChains:
         if "__show" in parameters and step == chain.step:
             if not self.owners.owns_id(chain_id, environ):
                 return Refusal("not owner", chain.route)
-            return chain.last_page
+            return self._last_page(chain)
         if chain.busy:
             return Refusal("running", chain.route)
-        if step == chain.step - 1 and _input_of(parameters) == chain.last_input:
+        if (step == chain.step - 1
+                and parameters_digest(_input_of(parameters)) == chain.last_digest):
             if self.owners.owns_id(chain_id, environ):
-                return chain.last_page  # the same answer again: the same page
+                return self._last_page(chain)  # the same answer again: the same page
             return Refusal("used", chain.route)  # that page holds the live id
         if step != chain.step:
             return self._stale(chain, chain.step, environ)
+        size = _size(_input_of(parameters))
+        if size > self.app.max_step_bytes:
+            return Refusal("too big", chain.route)
+        if chain.log_bytes + size > self.app.max_game_bytes:
+            return Refusal("game too big", chain.route)
         return self._transition(chain, step, parameters, environ, reloaded)
+
+    def _last_page(self, chain):
+        """The page ``chain`` waits on: kept (``max_kept_page_bytes``), else rendered
+        again by a replay into a scratch copy (the live one is left alone)."""
+        page = self.app._pages.get(chain.id)
+        if page is not None:
+            return page
+        try:
+            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain.id)))
+        except Exception as exc:
+            return _unavailable(exc)
+        if record is None or record.state != "live" or record.step != chain.step:
+            return Refusal("page gone", chain.route)
+        scratch = Chain(self, chain.id, record.route, chain.controller, chain.version)
+        kind, page, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
+        scratch.unload()
+        if kind != "ready":
+            return Refusal("page gone", chain.route)
+        self._keep_page(chain, page)
+        return page
+
+    def _keep_page(self, chain, page):
+        self.app._pages.put(chain.id, _text(page).encode("utf-8"))
 
     def _stale(self, chain, current, environ):
         """The 409 for an answer to an old step; the owner gets the way on."""
@@ -432,6 +504,7 @@ class DurableChains:
                 return self._stale(chain, step + 1, environ)
             if final is not None:
                 self.live.pop(chain.id, None)
+                self.app._pages.pop(chain.id)
                 return page
             self._advanced(chain, events, page)
             self._check_replay(chain.id, chain.step, page)
@@ -448,8 +521,9 @@ class DurableChains:
 
     def _advanced(self, chain, events, page):
         chain.step += 1
-        chain.last_input = events[0]
-        chain.last_page = page
+        chain.last_digest = parameters_digest(events[0])
+        chain.log_bytes += _size(events)
+        self._keep_page(chain, page)
         # the store's deadline is the reference; this one stops a resume before a sweep
         chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
@@ -511,8 +585,9 @@ class DurableChains:
                         chain_id[:6], record.version, version, page)
             self._end(chain_id, "broken")
             return Refusal("version", route)
-        chain.last_input = record.steps[-1][0]
-        chain.last_page = page
+        chain.last_digest = parameters_digest(record.steps[-1][0])
+        chain.log_bytes = record.size
+        self._keep_page(chain, page)
         chain.deadline = _clock.monotonic() + max(record.remaining, 0.0)
         self._keep(chain)
         if record.remaining <= 0:  # past its deadline, not swept yet
@@ -559,6 +634,7 @@ class DurableChains:
         """Unload ``chain`` from memory (its log is untouched)."""
         if self.live.get(chain.id) is chain:
             del self.live[chain.id]
+            self.app._pages.pop(chain.id)
         chain.unload()
 
     def _end(self, chain_id, state, step=None):
@@ -627,6 +703,7 @@ class DurableChains:
         finally:
             chain.busy = False
         self.live.pop(chain_id, None)
+        self.app._pages.pop(chain_id)
         if won and chain.tasklet is not None and chain.tasklet.alive and chain.inputs.balance < 0:
             try:
                 chain.inputs.preference = -1  # run its cleanup now, before the unload
@@ -635,6 +712,11 @@ class DurableChains:
                 log.exception("expiring chain %s", chain_id[:6])
         chain.unload()
 
+
+
+def _size(value):
+    """UTF-8 bytes of ``value`` as the log records it (JSON)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def _text(page):

@@ -426,15 +426,25 @@ class InlineHub(Hub):
         self.server_post(self.run_posted)  # in case the worker is idle
 
     def run_posted(self):
-        """Run the callbacks posted so far, each followed by a drain. (hub)"""
+        """Run the callbacks posted before this call, each followed by a drain. (hub)
+
+        What they post meanwhile waits for the next pass, queued behind the
+        server's own tasks: a tasklet that keeps posting (a long replay
+        pausing between slices) cannot keep the worker from the requests
+        that arrived meanwhile.
+        """
         self._bind()
         posted = self._posted
-        while True:
+        with self._posted_cond:
+            count = len(posted)
+        for _ in range(count):
             with self._posted_cond:
-                if not posted:
-                    return
                 callback = posted.popleft()
             self.run_callback(callback, "a posted callback")
+        with self._posted_cond:
+            more = bool(posted)
+        if more:
+            self.server_post(self.run_posted)
 
     def fire_due_timers(self):
         with self._timer_cond:

@@ -41,6 +41,11 @@ MESSAGES = {
                   " started it."),
     "page gone": ("409 Conflict", "The last page of this game is no longer kept. Go back to"
                   " it in your browser, or start again."),
+    "too big": ("413 Content Too Large", "This answer is larger than %(step)d bytes, the"
+                " most one step of a game may record. Go back and send a shorter one."),
+    "game too big": ("413 Content Too Large", "This game has recorded nearly %(game)d bytes"
+                     " of answers, the most one game may keep; it cannot take this one."
+                     " Please start again."),
     "error": ("500 Internal Server Error", "The application failed while answering this"
               " request. The error has been logged."),
     "unavailable": ("503 Service Unavailable", "The game store is unavailable; please try"
@@ -84,7 +89,7 @@ def link(environ, route, query=""):
 
 def render(refusal, environ, start_route, options):
     """``(status, document)`` of ``refusal``; ``start_route`` when its route is unknown;
-    ``options`` fills the message (``timeout``, ``cap``)."""
+    ``options`` fills the message (``timeout``, ``cap``, ``step``, ``game``)."""
     status, message = MESSAGES[refusal.kind]
     if "%(" in message:
         message = message % options

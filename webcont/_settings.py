@@ -41,6 +41,12 @@ APP_OPTIONS = {
                             "bytes of the pages games last answered, kept for the owner's"
                             " 'continue where you left off'; beyond it the least recently"
                             " used are dropped (a durable game's is rendered again by replay)"),
+    "max_step_bytes": (positive_int, 16 << 10,
+                       "bytes of input one step of a durable game records (its fields as"
+                       " JSON); a larger answer is refused (413) and the game stays put"),
+    "max_game_bytes": (positive_int, 256 << 10,
+                       "bytes of input a durable game records in all; a step past it is"
+                       " refused (413): this bounds what a replay reads and runs"),
     "sweep_interval": (positive_number, 5.0,
                        "seconds between passes expiring durable games past their deadline"),
 }

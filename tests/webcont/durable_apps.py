@@ -208,3 +208,20 @@ def counter_app(store="", secret="o" * 32, node=""):
     for path in ("/", "/other"):
         app.route(path, counter, durable=bool(store))
     return app
+
+
+def echoer(req):
+    """Shows what it was sent, escaped (a page a client can make big)."""
+    text = ""
+    while True:
+        req.continue_(_form(req, "moves=%d" % len(text)) + "<p>%s</p>" % escape(text))
+        text = req.parameters.get("text", [""])[0]
+
+
+def limits_app(store, secret="l" * 32, version=None, **options):
+    """``counter`` at ``/``, ``echoer`` at ``/echo`` (durable) and an in-memory ``/ping``."""
+    app = SessionlessApp(store=store, secret=secret, **options)
+    app.route("/", counter, durable=True, version=version)
+    app.route("/echo", echoer, durable=True)
+    app.route("/ping", lambda req: "pong")
+    return app
