@@ -125,7 +125,7 @@ def test_a_long_replay_never_holds_the_hub_for_long(tmp_path):
     steps = 40000
     cid = _long_game(url, "l" * 32, steps)
     with ServerProcess(FACTORY, store=url, version="v", max_game_bytes=1 << 20,
-                       serve_options={"stall_warning": 0.05}) as server:
+                       serve_options={"stall_warning": 0.1}) as server:
         assert Client(server.port).get("/ping")[0] == 200
         latencies, done = [], threading.Event()
 
@@ -145,7 +145,7 @@ def test_a_long_replay_never_holds_the_hub_for_long(tmp_path):
         pinger.join()
         log = server.log()
     assert status == 200 and moves(page) == steps + 1, page
-    # the hub was never held 50 ms (its stall watch says so; unsliced, the
+    # the hub was never held 100 ms (its stall watch says so; unsliced, the
     # replay held it 150-300 ms here), and answered pings between slices
     during = [took for begun, took in latencies if started < begun < started + replay]
     print("replay of %d steps: %.0f ms; %d pings answered meanwhile, the slowest in %.1f ms"
