@@ -23,6 +23,7 @@ import stackless_compat as stackless
 from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages, Tombstone,
                              mint_id, parameters_digest)
 from ._hub import current_hub
+from ._offload import ThreadPool
 from ._owner import Owners, cookie_token, new_token, set_cookie_header
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
@@ -135,6 +136,16 @@ class SessionlessRequest:
         self.parameters, self._channel, self.environ = waiting.receive()
         self._continuation_id = mint_id()
 
+    def to_thread(self, fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in the app's thread pool; return its result.
+
+        Only this controller waits meanwhile: the hub goes on answering
+        every other request.  What ``fn`` raises is raised here.  Calls
+        queue when all ``to_thread_workers`` threads are busy.  ``fn`` runs
+        in another thread: it must not use tasklets or channels (docs/blocking.md).
+        """
+        return self._app._pool.call(fn, args, kwargs)
+
     def _answer(self, data):
         channel, self._channel = self._channel, None
         if channel.closing:
@@ -224,6 +235,7 @@ class SessionlessApp:
     max_step_bytes = APP_OPTIONS["max_step_bytes"][1]
     max_game_bytes = APP_OPTIONS["max_game_bytes"][1]
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
+    to_thread_workers = APP_OPTIONS["to_thread_workers"][1]
     response_headers = SECURITY_HEADERS
 
     def __init__(self, routes=None, store=None, secret=None, node=None, **options):
@@ -256,6 +268,7 @@ class SessionlessApp:
         self._pages = KeptPages(self.max_kept_page_bytes)  # live id -> the page carrying it
         # in-memory games die with the process: a per-process key will do
         self._owners = Owners()
+        self._pool = ThreadPool(self.to_thread_workers)  # req.to_thread's threads
         self._expiry_at = None  # when the hub timer for the next expiry is due
         self._log_eviction = ThrottledLog(log, logging.WARNING,
                                           "continuation(s) evicted: more than %d live")
@@ -288,8 +301,11 @@ class SessionlessApp:
                             " their next step elsewhere (404)", path, self.node)
         return None
 
-    def close(self):
-        """Release the durable store, after its queued writes are committed."""
+    def close(self, timeout=10.0):
+        """Release what the app holds: wait up to ``timeout`` s for running
+        ``to_thread`` calls (then give up on them, logged), then close the
+        durable store after its queued writes are committed."""
+        self._pool.shutdown(timeout)
         if self._chains is not None:
             self._chains.store.close()
 

@@ -41,7 +41,7 @@ from collections import OrderedDict, deque
 
 import stackless_compat as stackless
 
-from . import _clock, _recorder
+from . import _calls, _clock, _recorder
 from ._app import CONTINUATION_PARAMETER, TimeoutException
 from ._continuations import parameters_digest
 from ._hub import current_hub
@@ -167,6 +167,23 @@ class DurableRequest:
         """True for chains begun by code that has the patch ``name`` (see ``_recorder``)."""
         return self._chain.recorder.patched(name)
 
+    def to_thread(self, fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in the app's thread pool, recorded (``_calls``).
+
+        Only this controller waits meanwhile.  Its result (JSON values only:
+        anything else is a ``TypeError`` here) or its exception is committed
+        to the game's log before the controller goes on, and a replay returns
+        it again without calling ``fn``.  A crash between the call and that
+        commit runs it again: use ``step_id`` as an idempotency key.
+        """
+        return _calls.call(self._chain, fn, args, kwargs)
+
+    @property
+    def step_id(self):
+        """This step's id, the same in every replay and retry: an idempotency key."""
+        chain = self._chain
+        return "%s.%d" % (chain.id, chain.step)
+
 
 class Chain:
     """A durable chain held in memory: its controller tasklet and replay state.
@@ -193,6 +210,8 @@ class Chain:
         self.log_bytes = 0                  # UTF-8 bytes of its recorded steps (max_game_bytes)
         self.slice_end = None               # replaying: when to let the hub serve others
         self.deadline = float("inf")        # monotonic estimate of the store's deadline
+        self.pending_input = None           # the input of the step being computed
+        self.pending_calls = []             # [(input, outcome)] recorded for it (_calls)
 
     # -- controller side --------------------------------------------------------
 
@@ -524,6 +543,7 @@ class DurableChains:
         chain.last_digest = parameters_digest(events[0])
         chain.log_bytes += _size(events)
         self._keep_page(chain, page)
+        chain.pending_calls = []
         # the store's deadline is the reference; this one stops a resume before a sweep
         chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
@@ -588,6 +608,7 @@ class DurableChains:
         chain.last_digest = parameters_digest(record.steps[-1][0])
         chain.log_bytes = record.size
         self._keep_page(chain, page)
+        chain.pending_calls = record.calls  # of a step whose page was never recorded
         chain.deadline = _clock.monotonic() + max(record.remaining, 0.0)
         self._keep(chain)
         if record.remaining <= 0:  # past its deadline, not swept yet

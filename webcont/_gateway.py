@@ -6,6 +6,7 @@ never waits on a slow client; the response is produced whole on the hub and
 written out by the server thread.
 """
 
+import inspect
 import io
 import logging
 import threading
@@ -80,14 +81,21 @@ class _GatewayBase:
         environ["CONTENT_LENGTH"] = str(len(body))
         return Job(environ, wait_here)
 
-    def _close_app(self):
-        """Let the app release what it holds (a durable store flushes its writes)."""
+    def _close_app(self, timeout):
+        """Let the app release what it holds (a durable store flushes its writes;
+        a ``close`` that takes a ``timeout``, as SessionlessApp's does, gets
+        ``timeout``: it waits that long at most for its ``to_thread`` calls)."""
         close = getattr(self.app, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                log.exception("closing the application")
+        if close is None:
+            return
+        try:
+            takes_timeout = "timeout" in inspect.signature(close).parameters
+        except (TypeError, ValueError):  # no signature to read (a builtin)
+            takes_timeout = False
+        try:
+            close(timeout=timeout) if takes_timeout else close()
+        except Exception:
+            log.exception("closing the application")
 
     @staticmethod
     def _answer(job, start_response):
@@ -142,7 +150,7 @@ class Gateway(_GatewayBase):
         """
         self.hub.stop(timeout)
         self.watch.close()
-        self._close_app()
+        self._close_app(timeout)
         return self.hub.stopped
 
 
@@ -204,7 +212,7 @@ class InlineGateway(_GatewayBase):
         done.wait(timeout)
         hub.close()
         self.watch.close()
-        self._close_app()
+        self._close_app(timeout)
         return hub.stopped
 
 

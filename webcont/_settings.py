@@ -47,6 +47,8 @@ APP_OPTIONS = {
     "max_game_bytes": (positive_int, 256 << 10,
                        "bytes of input a durable game records in all; a step past it is"
                        " refused (413): this bounds what a replay reads and runs"),
+    "to_thread_workers": (positive_int, 8,
+                          "threads running req.to_thread() calls; more calls than that queue"),
     "sweep_interval": (positive_number, 5.0,
                        "seconds between passes expiring durable games past their deadline"),
 }

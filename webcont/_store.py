@@ -58,6 +58,16 @@ _SCHEMA = [
         step INTEGER NOT NULL,
         events TEXT NOT NULL,
         PRIMARY KEY (chain, step))""",
+    # req.to_thread results of a step not recorded yet: committed before the
+    # controller goes on, so that a crash before the step's own commit does
+    # not run the call again for the same answer (deleted with the step)
+    """CREATE TABLE IF NOT EXISTS webcont_calls (
+        chain TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        PRIMARY KEY (chain, step, seq))""",
 ]
 
 
@@ -73,9 +83,10 @@ class ChainRecord:
     """A chain as loaded from the store: its row and its recorded steps."""
 
     __slots__ = ("chain", "route", "version", "step", "state", "final", "remaining", "steps",
-                 "size")
+                 "size", "calls")
 
-    def __init__(self, chain, route, version, step, state, final, remaining, steps, size=0):
+    def __init__(self, chain, route, version, step, state, final, remaining, steps, size=0,
+                 calls=()):
         self.chain = chain
         self.route = route
         self.version = version
@@ -85,6 +96,7 @@ class ChainRecord:
         self.remaining = remaining  # seconds to its deadline (store clock), if live
         self.steps = steps          # [events, ...] decoded from JSON, in order
         self.size = size            # UTF-8 bytes of the steps' JSON (max_game_bytes)
+        self.calls = calls          # [(input, outcome), ...] of the step in progress (op_call)
 
 
 class LogStore:
@@ -381,6 +393,8 @@ class LogStore:
             cursor.execute(self.sql(
                 "INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
                 (chain, step, _dumps(events)))
+            if _made_calls(events):  # now in the step's events
+                cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
             return True
         cursor.execute(self.sql(
             "UPDATE webcont_chains SET step = step + 1, state = 'done', deadline = NULL,"
@@ -389,6 +403,8 @@ class LogStore:
         if cursor.rowcount != 1:
             return False
         cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
+        if _made_calls(events):
+            cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return True
 
     def op_load(self, cursor, chain):
@@ -406,8 +422,30 @@ class LogStore:
         text = ",".join(row[6] for row in rows if row[6] is not None)
         steps = json.loads("[%s]" % text)
         size = len(text.encode("utf-8")) - max(len(steps) - 1, 0)  # without the commas
+        calls = ()
+        if state == "live":
+            cursor.execute(self.sql("SELECT input, outcome FROM webcont_calls"
+                                    " WHERE chain = ? AND step = ? ORDER BY seq"), (chain, step))
+            calls = [(json.loads(input), json.loads(outcome)) for input, outcome in cursor]
         return ChainRecord(chain, route, version, step, state, final,
-                           0.0 if remaining is None else float(remaining), steps, size)
+                           0.0 if remaining is None else float(remaining), steps, size, calls)
+
+    def op_call(self, cursor, chain, step, seq, input, outcome):
+        """Record the outcome of call ``seq`` of step ``step`` (still unrecorded).
+
+        Returns False if the chain is no longer live at that step.
+        """
+        cursor.execute(self.sql("SELECT step FROM webcont_chains WHERE chain = ? AND"
+                                " state = 'live'"), (chain,))
+        row = cursor.fetchone()
+        if row is None or row[0] != step:
+            return False
+        cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ? AND step = ?"
+                                " AND seq >= ?"), (chain, step, seq))
+        cursor.execute(self.sql("INSERT INTO webcont_calls (chain, step, seq, input, outcome)"
+                                " VALUES (?, ?, ?, ?, ?)"),
+                       (chain, step, seq, _dumps(input), _dumps(outcome)))
+        return True
 
     def op_due(self, cursor, limit):
         """Up to ``limit`` live chains past their deadline, oldest first (index scan)."""
@@ -429,6 +467,7 @@ class LogStore:
         ended = cursor.rowcount == 1
         if ended:
             cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
+            cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return ended
 
     def op_purge(self, cursor, older_than):
@@ -473,6 +512,11 @@ def _is_connection_error(exc):
     """Whether ``exc`` means the connection is unusable (reconnect), not a bad query."""
     name = type(exc).__name__
     return name in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
+
+
+def _made_calls(events):
+    """True if a step's events (``[input, draws]``) hold a ``req.to_thread`` call."""
+    return any(draw[0] == "call" for draw in events[1])
 
 
 def _dumps(events):

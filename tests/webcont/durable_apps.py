@@ -1,6 +1,7 @@
 """Durable apps the durable tests serve (in-process and as real servers)."""
 
 import random
+import secrets
 
 from webcont import SessionlessApp, TimeoutException
 from webcont._pages import escape
@@ -224,4 +225,37 @@ def limits_app(store, secret="l" * 32, version=None, **options):
     app.route("/", counter, durable=True, version=version)
     app.route("/echo", echoer, durable=True)
     app.route("/ping", lambda req: "pong")
+    return app
+
+
+def _charge(calls_file, key, fail=False):
+    """Stands in for a payment: one line in ``calls_file`` per real call; a fresh token."""
+    token = secrets.token_hex(4)
+    with open(calls_file, "a") as calls:
+        calls.write("%s %s\n" % (key, token))
+    if fail:
+        raise KeyError("card %s declined" % token)
+    return token
+
+
+def charger_app(store, calls_file, secret="s" * 32, **options):
+    """Each step charges through req.to_thread and shows every token so far;
+    ``fail=1`` makes that step's charge raise (shown, with its type)."""
+    def charger(req):
+        tokens = []
+        while True:
+            try:
+                tokens.append(req.to_thread(_charge, calls_file, req.step_id,
+                                            fail="fail" in req.parameters))
+            except KeyError as exc:
+                tokens.append("%s:%s" % (type(exc).__name__, exc.args[0]))
+            try:
+                req.to_thread(lambda: (1, 2))  # a tuple: refused, it would replay as a list
+            except TypeError as exc:
+                refused = "cannot be recorded" in str(exc)
+            req.continue_('<p id="tokens">%s</p><p id="refused">%s</p>'
+                          '<form><input type="hidden" name="__wc" value="%s"></form>'
+                          % (escape(" ".join(tokens)), refused, escape(req.continuation_id)))
+    app = SessionlessApp(store=store, secret=secret, **options)
+    app.route("/", charger, durable=True, version="1")
     return app

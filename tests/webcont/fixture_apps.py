@@ -80,6 +80,28 @@ def _bad_timer(req):
     return "<p>timer scheduled</p>"
 
 
+def _sleeps_in_a_thread(req):
+    seconds = float(req.parameters.get("seconds", ["0.5"])[0])
+    req.to_thread(time.sleep, seconds)
+    return "<p>slept %s</p>" % seconds
+
+
+def _lookup_fails(req):
+    def lookup():
+        return {}["missing"]
+    try:
+        req.to_thread(lookup)
+    except KeyError as exc:
+        return "<p>caught %s: %s</p>" % (type(exc).__name__, escape(str(exc)))
+    return "<p>no exception</p>"
+
+
+def blocking(**options):
+    """The game at /, and controllers calling blocking code through req.to_thread."""
+    return _stats_route(SessionlessApp({"/": guess_the_number, "/sleep": _sleeps_in_a_thread,
+                                        "/fail": _lookup_fails}, **options))
+
+
 def faulty(**options):
     return _stats_route(SessionlessApp({
         "/now": _raise_at_once, "/later": _raise_after_one_step, "/stuck": _never_answers,

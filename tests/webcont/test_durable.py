@@ -586,3 +586,78 @@ def test_ids_are_parsed_strictly_and_any_other_spelling_is_a_404_never_a_500(sto
         status, _, page = client.get("/", __wc=cid, n=1)  # the genuine spelling works
         assert status == 200 and "moves=1" in page
     assert "Traceback" not in server.stderr_text and " 500 " not in server.stderr_text
+
+
+# -- req.to_thread: each call's outcome recorded once --------------------------------
+
+def tokens(page):
+    return re.search(r'id="tokens">([^<]*)', page).group(1).split()
+
+
+def calls(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_game_calling_to_thread_each_step_survives_kill_9_and_calls_once_per_step(
+        store_url, tmp_path):
+    factory = "tests.webcont.durable_apps:charger_app"
+    ledger = tmp_path / "calls.txt"
+    with ServerProcess(factory, store=store_url, calls_file=str(ledger)) as server:
+        client = Client(server.port)
+        page = client.get("/")[2]
+        for _ in range(3):
+            status, _, page = client.get("/", __wc=continuation_id(page))
+            assert status == 200
+        before = tokens(page)
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+    assert len(before) == 4 and len(calls(ledger)) == 4
+    with ServerProcess(factory, store=store_url, calls_file=str(ledger)) as server:
+        client = Client(server.port)
+        for _ in range(2):
+            status, _, page = client.get("/", __wc=continuation_id(page))
+            assert status == 200
+    after = tokens(page)
+    assert after[:4] == before  # the replay saw the same results, and did not call again
+    assert len(after) == 6 and len(calls(ledger)) == 6
+    assert [line.split()[1] for line in calls(ledger)] == after
+    keys = [line.split()[0] for line in calls(ledger)]
+    assert len(set(keys)) == 6  # req.step_id: one per step
+
+
+def test_an_exception_in_to_thread_reaches_the_controller_and_replays_with_its_type(
+        served, tmp_path):
+    ledger = tmp_path / "calls.txt"
+    game = served(durable_apps.charger_app, "sqlite:///%s" % (tmp_path / "g.db"),
+                  calls_file=str(ledger))
+    _, page = game.get()
+    status, page = game.step(ID.search(page).group(1), fail=1)
+    assert status == 200 and tokens(page)[1].startswith("KeyError:card")
+    assert 'id="refused">True' in page  # a tuple result is refused at the call
+    game.restart()
+    status, shown = game.get("__wc=%s&__show=1" % ID.search(page).group(1))
+    assert status == 200 and tokens(shown) == tokens(page)  # replayed, rebuilt as KeyError
+    assert len(calls(ledger)) == 2
+
+
+def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
+        served, tmp_path, monkeypatch):
+    from webcont._store import LogStore
+    ledger = tmp_path / "calls.txt"
+    game = served(durable_apps.charger_app, "sqlite:///%s" % (tmp_path / "g.db"),
+                  calls_file=str(ledger))
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    original = LogStore.op_record
+
+    def lost(self, *args, **kwargs):  # the step's own commit fails (as a crash would)
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(LogStore, "op_record", lost)
+    assert game.step(cid)[0] == 503
+    monkeypatch.setattr(LogStore, "op_record", original)
+    assert len(calls(ledger)) == 2  # the charge ran, and its outcome was recorded
+    status, page = game.step(cid)  # the same answer again
+    assert status == 200 and len(calls(ledger)) == 2
+    assert tokens(page)[1] == calls(ledger)[1].split()[1]
+    status, page = game.step(ID.search(page).group(1), fail=1)  # the next step: a new call
+    assert status == 200 and len(calls(ledger)) == 3
