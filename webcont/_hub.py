@@ -161,6 +161,8 @@ class Hub:
             else:
                 self.post(lambda: hand_over(done))
         future.add_done_callback(completed)
+        if future.done():  # done before the callback was added: it found no waiter
+            return future.result()
         self.awaiting += 1
         try:
             return outcome.receive().result()
