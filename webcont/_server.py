@@ -73,6 +73,28 @@ class _Channel(HTTPChannel):
             return self.total_outbufs_len > self.adj.outbuf_high_watermark
         return HTTPChannel.writable(self)
 
+    # -- the read timeout (main thread) --------------------------------------------
+    #
+    # waitress closes only *idle* connections (channel_timeout), so a client
+    # that sends a request a byte at a time, or half a request and then
+    # nothing, keeps its connection for as long as it likes, and
+    # connection_limit of them lock everyone out.  reading_since says since
+    # when this connection has been sending the request now being read: from
+    # its first byte, or from the connection for the first request; None while
+    # it waits between requests (that is channel_timeout's business).
+
+    def __init__(self, *args, **kwargs):
+        HTTPChannel.__init__(self, *args, **kwargs)
+        self.reading_since = _clock.monotonic()
+
+    def received(self, data):
+        if data and self.reading_since is None:
+            self.reading_since = _clock.monotonic()
+        result = HTTPChannel.received(self, data)
+        if self.request is None:  # nothing half read is left
+            self.reading_since = None
+        return result
+
 
 class _HubChannel(_Channel):
     """A connection served by the hub itself (one worker thread).
@@ -118,6 +140,10 @@ class Server:
                 logging.getLogger("waitress.queue"), logging.WARNING,
                 "Task queue depth is %d")
         self._stop_requested = threading.Event()
+        self.read_timeout = serve_options["read_timeout"]
+        self._next_read_check = 0.0
+        self._log_slow = ThrottledLog(log, logging.INFO, "closed %d connection(s) that sent no"
+                                      " complete request within read_timeout (%.0f s)")
 
     @property
     def url(self):
@@ -138,10 +164,29 @@ class Server:
         """Serve until ``request_stop()``, then stop gracefully."""
         adj = self.waitress.adj
         map = self.waitress._map
+        # the loop wakes at least this often, to close slow readers on time
+        timeout = min(adj.asyncore_loop_timeout, self.read_timeout / 4)
         while not self._stop_requested.is_set():
-            wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=map,
-                           use_poll=adj.asyncore_use_poll, count=1)
+            wasyncore.loop(timeout=timeout, map=map, use_poll=adj.asyncore_use_poll, count=1)
+            now = _clock.monotonic()
+            if now >= self._next_read_check:
+                self._next_read_check = now + timeout
+                self._close_slow_readers(now)
         self._shutdown(map, adj)
+
+    def _close_slow_readers(self, now):
+        """Close the connections whose request has been arriving for longer
+        than ``read_timeout`` (main thread, which owns the connections)."""
+        cutoff = now - self.read_timeout
+        closed = 0
+        for channel in list(self.waitress.active_channels.values()):
+            since = getattr(channel, "reading_since", None)
+            if (since is not None and since < cutoff and not channel.requests
+                    and not channel.will_close):
+                channel.will_close = True  # waitress' own way: closed by its next write turn
+                closed += 1
+        if closed:
+            self._log_slow(closed, self.read_timeout)
 
     def _shutdown(self, map, adj):
         log.info("stopping: no new connections; finishing requests in flight")
@@ -197,7 +242,7 @@ def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_optio
 
     ``threads`` defaults to 1: waitress' single worker thread is then the hub
     itself.  webcont's own options (``max_body_bytes``, ``request_timeout``,
-    ``stall_warning``, ``shutdown_grace``) are taken out; the rest go to
+    ``stall_warning``, ``shutdown_grace``, ``read_timeout``) are taken out; the rest go to
     waitress, with the defaults of ``waitress_defaults`` for its limits.  ``ready``,
     if given, is called with the server's URL once it listens (useful with
     ``port=0``) and announces it; without it the URL is logged.  Returns

@@ -65,6 +65,10 @@ GATEWAY_OPTIONS = {
 
 #: serve()'s own options (the rest go to waitress)
 SERVE_OPTIONS = {
+    "read_timeout": (positive_number, 10.0,
+                     "seconds a connection may take to send a whole request (line,"
+                     " headers, body), from its first byte, or from connecting for the"
+                     " first; else it is closed (waitress itself only closes idle ones)"),
     "shutdown_grace": (positive_number, 10.0,
                        "seconds a stop waits for requests in flight, and again for the"
                        " suspended controllers' finally: blocks"),
@@ -77,6 +81,8 @@ WAITRESS_DEFAULTS = {
                               " by default before the app can refuse it"),
     "max_request_header_size": (65_536, "request line and headers; waitress allows 256 KiB"),
     "expose_tracebacks": (False, "tracebacks go to the log, never to the client"),
+    "connection_limit": (500, "connections at once (waitress: 100); with read_timeout, more"
+                         " than one client trickling requests can hold before they are closed"),
 }
 
 

@@ -7,8 +7,9 @@ the server's ``channel_class`` (replaced after construction, so that a
 connection's ``service()`` runs in a hub tasklet and its busy loop goes), the
 task dispatcher's ``add_task``/``queue``/``active_count``/``queue_logger``,
 the server's ``_map``/``accepting``/``active_channels``/``pull_trigger`` for
-the graceful stop, and a channel's ``requests``/``will_close``/
-``close_when_flushed``/``total_outbufs_len`` in ``writable()``.
+the graceful stop, a channel's ``requests``/``will_close``/
+``close_when_flushed``/``total_outbufs_len`` in ``writable()``, and its
+``received()``/``request`` for the read timeout.
 """
 
 import inspect
@@ -53,6 +54,17 @@ def test_a_channel_answers_its_requests_in_service_and_reports_its_buffers():
     for name in ("requests", "will_close", "close_when_flushed", "total_outbufs_len"):
         assert name in inspect.getsource(HTTPChannel), name
     assert callable(HTTPChannel.writable)
+
+
+def test_a_channel_keeps_its_half_read_request_until_it_is_complete():
+    # the read timeout (webcont._server._Channel.received) relies on
+    # ``request`` being the request still arriving, None once it is complete,
+    # and on will_close making the next write turn close the connection
+    source = inspect.getsource(HTTPChannel.received)
+    assert "self.request = self.parser_class(" in source
+    assert "self.request = None" in source and "self.request.completed" in source
+    assert "self.will_close" in inspect.getsource(HTTPChannel.writable)
+    assert "self.handle_close()" in inspect.getsource(HTTPChannel.handle_write)
 
 
 def test_the_dispatcher_queues_tasks_and_counts_active_threads():
