@@ -13,6 +13,7 @@ capped, bad input and unknown ids get clear pages, and a controller that
 raises gets a 500 page instead of a hanging request.
 """
 
+import ipaddress
 import logging
 import os
 import re
@@ -173,6 +174,17 @@ class SessionlessRequest:
                 self._answer(_Failure())
 
 
+def _trusted(address, networks):
+    """True if ``address`` (text, maybe None) is in one of ``networks``."""
+    if not networks or not address:
+        return False
+    try:
+        address = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
 def _name(controller):
     return getattr(controller, "__name__", None) or repr(controller)
 
@@ -217,7 +229,9 @@ class SessionlessApp:
     double submissions), ``max_kept_page_bytes`` (16 MiB of the pages
     games last answered, for "continue where you left off"),
     ``max_step_bytes`` (16 KiB) and ``max_game_bytes`` (256 KiB) of input a
-    durable game records per step and in all, ``sweep_interval`` (5 s between the durable
+    durable game records per step and in all, ``health_details`` (who
+    ``/healthz`` tells how many games are in memory: ``"127.0.0.0/8,::1"``,
+    a list of networks, ``"always"`` or ``"never"``), ``sweep_interval`` (5 s between the durable
     store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
     durable routes (``docs/durability.md``, ``docs/deploy.md``).
     Subclasses may also set the options as class attributes, as the seed
@@ -234,6 +248,7 @@ class SessionlessApp:
     max_kept_page_bytes = APP_OPTIONS["max_kept_page_bytes"][1]
     max_step_bytes = APP_OPTIONS["max_step_bytes"][1]
     max_game_bytes = APP_OPTIONS["max_game_bytes"][1]
+    health_details = APP_OPTIONS["health_details"][1]
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
     to_thread_workers = APP_OPTIONS["to_thread_workers"][1]
     response_headers = SECURITY_HEADERS
@@ -384,7 +399,7 @@ class SessionlessApp:
             return self._respond(start_response, status, error_page(status, message))
         path = environ.get("PATH_INFO", "/") or "/"
         if path == "/healthz" and "/healthz" not in self.routes:
-            return self._health(start_response)
+            return self._health(environ, start_response)
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
                 return self._reply(self._durable().resume_id(
@@ -489,10 +504,15 @@ class SessionlessApp:
         return self._refuse(Refusal("used", tombstone.route, live_id or None), environ,
                             start_response, reason)
 
-    def _health(self, start_response):
-        """``GET /healthz``: 200 while this node can reach its store (if it has one)."""
+    def _health(self, environ, start_response):
+        """``GET /healthz``: 200 while this node can reach its store (if it has one).
+
+        How many games it holds, and why the store failed, are told only to
+        the addresses of ``health_details`` (by default this machine's).
+        """
+        detailed = _trusted(environ.get("REMOTE_ADDR"), self.health_details)
         if self.durable_routes:
-            healthy, detail = self._durable().health()
+            healthy, detail = self._durable().health(detailed)
         else:
             healthy, detail = True, "in-memory"
         status = "200 OK" if healthy else "503 Service Unavailable"

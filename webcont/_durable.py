@@ -382,12 +382,15 @@ class DurableChains:
         hub = current_hub()
         return hub.wait(self.store.commit_soon(operation, hub.post))
 
-    def health(self):
-        """``(reachable, detail)`` of the store, asked through the writer thread."""
+    def health(self, detailed=True):
+        """``(reachable, detail)`` of the store, asked through the writer thread;
+        the error and the count of games in memory only if ``detailed``."""
         try:
             _await(self.store.read(lambda store, cursor: store.op_ping(cursor)))
         except Exception as exc:
-            return False, "store unreachable: %s" % (exc,)
+            return False, "store unreachable: %s" % (exc,) if detailed else "store unreachable"
+        if not detailed:
+            return True, "store ok"
         return True, "store ok, %d game(s) in memory" % len(self.live)
 
     def start(self, route, parameters, environ, owner_token):

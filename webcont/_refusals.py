@@ -18,14 +18,14 @@ from ._pages import error_page
 
 __all__ = ["Refusal", "render"]
 
-#: kind -> (status, message); ``%(timeout)d`` and ``%(cap)d`` are the app's options
+#: kind -> (status, message); ``%(timeout)g``, ``%(cap)d``... are the app's options
 MESSAGES = {
     "no route": ("404 Not Found", "There is nothing at this address."),
     "unknown": ("404 Not Found", "This page refers to a game the server does not know"
                 " (it may have been restarted, or the address is wrong)."),
     "forged": ("404 Not Found", "This page refers to a game the server does not know"
                " (the address may be wrong or tampered with)."),
-    "expired": ("410 Gone", "This game expired after %(timeout)d seconds without an answer."),
+    "expired": ("410 Gone", "This game expired after %(timeout)g seconds without an answer."),
     "evicted": ("410 Gone", "This game was ended early to make room for newer ones (the"
                 " server keeps at most %(cap)d games waiting at once)."),
     "version": ("410 Gone", "This game was started on an older version of this site, which"

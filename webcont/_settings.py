@@ -23,6 +23,20 @@ def positive_int(value):
     return number
 
 
+def networks(value):
+    """``"always"``, ``"never"`` or comma-separated addresses/networks -> a tuple
+    of ``ipaddress`` networks (``always``: every address)."""
+    import ipaddress
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(part) for part in value)
+    text = str(value).strip()
+    if text == "always":
+        return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    if text in ("never", ""):
+        return ()
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(","))
+
+
 #: SessionlessApp options: name -> (converter, default, meaning)
 APP_OPTIONS = {
     "continuation_timeout": (positive_number, 300.0,
@@ -49,6 +63,11 @@ APP_OPTIONS = {
                        " refused (413): this bounds what a replay reads and runs"),
     "to_thread_workers": (positive_int, 8,
                           "threads running req.to_thread() calls; more calls than that queue"),
+    "health_details": (networks, "127.0.0.0/8,::1",
+                       "who GET /healthz tells how many games are in memory and why the"
+                       " store failed (everyone else gets ok/unhealthy only): networks,"
+                       " 'always' or 'never'; behind a proxy set trusted_proxy, or every"
+                       " client has the proxy's address"),
     "sweep_interval": (positive_number, 5.0,
                        "seconds between passes expiring durable games past their deadline"),
 }

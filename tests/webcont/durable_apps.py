@@ -203,9 +203,9 @@ def counter(req):
         moves += 1
 
 
-def counter_app(store="", secret="o" * 32, node=""):
+def counter_app(store="", secret="o" * 32, node="", **options):
     """``counter`` at ``/`` and ``/other``; durable on ``store``, in memory without."""
-    app = SessionlessApp(store=store or None, secret=secret, node=node or None)
+    app = SessionlessApp(store=store or None, secret=secret, node=node or None, **options)
     for path in ("/", "/other"):
         app.route(path, counter, durable=bool(store))
     return app

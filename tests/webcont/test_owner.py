@@ -9,6 +9,7 @@ its own cookies.
 
 import io
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -174,3 +175,48 @@ def test_a_route_that_could_read_as_another_host_or_break_a_link_is_refused(rout
     app = webcont.SessionlessApp()
     with pytest.raises(ValueError, match="route paths"):
         app.route(route, lambda req: "x")
+
+
+# -- /healthz and the 410 pages (what the server tells whom) ----------------------------
+
+
+def _health(app, address):
+    gateway = webcont.gateway(app)
+    try:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz", "QUERY_STRING": "",
+                   "wsgi.input": io.BytesIO(b""), "REMOTE_ADDR": address}
+        return b"".join(gateway(environ, lambda s, h, e=None: None)).decode()
+    finally:
+        gateway.close()
+
+
+def test_healthz_hides_the_count_from_others_unless_told(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "h.db")
+
+    def health(address, details=None):
+        app = durable_apps.counter_app(url)
+        if details is not None:
+            app.health_details = webcont._settings.networks(details)
+        return _health(app, address)
+    assert "game(s) in memory" in health("127.0.0.1")
+    stranger = health("192.0.2.7")
+    assert stranger.startswith("ok store ok node=") and "game" not in stranger
+    assert "game(s) in memory" in health("192.0.2.7", "192.0.2.0/24")
+    assert "game(s) in memory" in health("198.51.100.1", "always")
+    assert "game" not in health("127.0.0.1", "never")
+    with pytest.raises(ValueError, match="health_details"):
+        webcont.SessionlessApp(health_details="not a network")
+
+
+def test_an_evicted_game_says_it_was_evicted_and_an_expired_one_that_it_expired():
+    with ServerProcess(FACTORY, max_continuations=2, continuation_timeout=0.5) as server:
+        player = Client(server.port)
+        first = continuation_id(player.get("/")[2])
+        player.get("/")
+        player.get("/")  # the third game evicts the first
+        status, _, page = player.get("/", __wc=first, n=1)
+        assert status == 410 and "make room" in page and "expired" not in page
+        later = continuation_id(player.get("/")[2])
+        time.sleep(1.2)
+        status, _, page = player.get("/", __wc=later, n=1)
+        assert status == 410 and "expired after 0.5 seconds" in page and "room" not in page
