@@ -28,16 +28,20 @@ _RECORDABLE = "JSON values: None, booleans, numbers, strings, and lists and str-
 
 
 def label_of(fn):
-    """The name a call is recorded under (checked on replay)."""
-    return "%s.%s" % (getattr(fn, "__module__", None) or "?",
-                      getattr(fn, "__qualname__", None) or type(fn).__name__)
+    """The name a call (a function, or a coroutine object) is recorded under."""
+    code = getattr(fn, "cr_code", None)
+    module = getattr(fn, "__module__", None) or (
+        code is not None and getattr(fn, "cr_frame", None) is not None
+        and fn.cr_frame.f_globals.get("__name__")) or "?"
+    return "%s.%s" % (module, getattr(fn, "__qualname__", None) or type(fn).__name__)
 
 
-def call(chain, fn, args, kwargs):
-    """``fn(*args, **kwargs)`` for ``chain``'s controller: live, recorded or replayed."""
+def call(chain, label, run_live, skipped=None):
+    """``run_live()`` for ``chain``'s controller, recorded as ``label``; or the
+    recorded outcome (then ``skipped()`` is called, if given, instead)."""
     recorder = chain.recorder
-    label = label_of(fn)
     live = {}
+    ran = []
 
     def run():
         seq = sum(1 for draw in recorder.pending if draw[0] == "call")
@@ -45,12 +49,15 @@ def call(chain, fn, args, kwargs):
         if seq < len(earlier) and earlier[seq][0] == chain.pending_input \
                 and earlier[seq][1][0] == label:
             return earlier[seq][1][1]  # recorded by an attempt that died before its page
-        outcome = _run(chain, fn, args, kwargs, live)
+        ran.append(True)
+        outcome = _run(label, run_live, live)
         if chain.step > 0:  # (a new game's first step: recorded with the game itself)
             chain.owner._commit(lambda store, cursor: store.op_call(
                 cursor, chain.id, chain.step, seq, chain.pending_input, [label, outcome]))
         return outcome
     outcome = recorder.draw("call", label, run)
+    if not ran and skipped is not None:
+        skipped()  # (an unawaited coroutine would warn)
     if "error" in live:
         raise live.pop("error")  # the very exception, live
     if outcome[0] == "ok":
@@ -60,9 +67,9 @@ def call(chain, fn, args, kwargs):
     raise _rebuilt(outcome[1])
 
 
-def _run(chain, fn, args, kwargs, live):
+def _run(label, run_live, live):
     try:
-        result = chain.owner.app._pool.call(fn, args, kwargs)
+        result = run_live()
     except Exception as exc:
         live["error"] = exc
         return ["error", _described(exc)]
@@ -71,9 +78,9 @@ def _run(chain, fn, args, kwargs, live):
     except (TypeError, ValueError):
         same = False
     if not same:  # refused, and recorded as refused: a replay refuses it again
-        return ["refused", "req.to_thread(%s) returned %s, which cannot be recorded and"
-                " replayed as it is: a durable game records %s (a tuple would come back as"
-                " a list: return a list)" % (label_of(fn), type(result).__name__, _RECORDABLE)]
+        return ["refused", "%s returned %s, which cannot be recorded and replayed as it"
+                " is: a durable game records %s (a tuple would come back as a list: return"
+                " a list)" % (label, type(result).__name__, _RECORDABLE)]
     return ["ok", result]
 
 

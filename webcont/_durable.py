@@ -176,7 +176,15 @@ class DurableRequest:
         it again without calling ``fn``.  A crash between the call and that
         commit runs it again: use ``step_id`` as an idempotency key.
         """
-        return _calls.call(self._chain, fn, args, kwargs)
+        chain = self._chain
+        return _calls.call(chain, _calls.label_of(fn),
+                           lambda: chain.owner.app._pool.call(fn, args, kwargs))
+
+    def await_(self, coro):
+        """Run the coroutine ``coro`` on the app's event loop, recorded as ``to_thread`` is."""
+        chain = self._chain
+        return _calls.call(chain, _calls.label_of(coro),
+                           lambda: chain.owner.app._loop.call(coro), coro.close)
 
     @property
     def step_id(self):

@@ -74,12 +74,16 @@ class Hub:
     # -- binding -----------------------------------------------------------
 
     def _bind(self):
-        """Make the calling thread this hub's thread (once)."""
+        """Make the calling thread this hub's thread (once), and this hub its current one.
+
+        (A thread may drive several inline hubs, one gateway each, as tests
+        and benchmarks do: ``current_hub()`` is the one running now.)
+        """
         if self.thread_id is None:
             self.thread_id = threading.get_ident()
-            _local.hub = self
         elif self.thread_id != threading.get_ident():
             raise RuntimeError("this hub belongs to thread %d" % self.thread_id)
+        _local.hub = self
 
     # -- requests (hub) -----------------------------------------------------------
 

@@ -17,6 +17,7 @@ channels of the hub's (it would get a scheduler of its own in that thread;
 a channel operation there blocks the pool thread, and may never return).
 """
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -27,7 +28,16 @@ from ._hub import current_hub
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ThreadPool"]
+__all__ = ["ThreadPool", "EventLoopThread", "wait_here"]
+
+
+def wait_here(future):
+    """Wait for ``future`` in the calling hub tasklet (``Hub.wait``); its result."""
+    hub = current_hub()
+    if hub is None or threading.get_ident() != hub.thread_id:
+        raise RuntimeError("req.to_thread() and req.await_() are for controllers running on"
+                           " webcont's hub")
+    return hub.wait(future)
 
 
 class ThreadPool:
@@ -63,10 +73,7 @@ class ThreadPool:
 
         Raises what ``fn`` raised.  Only the calling tasklet waits.
         """
-        hub = current_hub()
-        if hub is None or threading.get_ident() != hub.thread_id:
-            raise RuntimeError("req.to_thread() is for controllers running on webcont's hub")
-        return hub.wait(self.submit(fn, args, kwargs))
+        return wait_here(self.submit(fn, args, kwargs))
 
     def _work(self):
         while True:
@@ -106,3 +113,58 @@ class ThreadPool:
             log.error("%d to_thread call(s) still running %.1f s after the stop began:"
                       " given up (their threads end with the process)", running, timeout)
         return running == 0
+
+
+class EventLoopThread:
+    """One asyncio event loop in a daemon thread of its own, started at the first use.
+
+    ``req.await_(coro)`` runs coroutines there: one loop shared by every
+    controller costs far less per call than ``asyncio.run`` in a pool
+    thread, which makes and closes a loop each time (``bench/to_thread.py``).
+    """
+
+    def __init__(self, name="webcont-asyncio"):
+        self.name = name
+        self._loop = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, coro):
+        """Schedule ``coro`` on the loop; a ``concurrent.futures.Future`` of its outcome."""
+        with self._lock:
+            if self._closed:
+                coro.close()
+                raise RuntimeError("the app is shut down: no more await_ calls")
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name=self.name,
+                                 daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call(self, coro):
+        """Run ``coro`` on the loop, waiting in the calling hub tasklet; its result."""
+        return wait_here(self.submit(coro))
+
+    def shutdown(self, timeout):
+        """Cancel what still runs on the loop (after ``timeout`` s at most) and stop it."""
+        with self._lock:
+            self._closed = True
+            loop = self._loop
+        if loop is None:
+            return True
+
+        async def finish():
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            done, left = await asyncio.wait(pending, timeout=timeout) if pending else ((), ())
+            for task in left:
+                task.cancel()
+            return len(left)
+        try:
+            left = asyncio.run_coroutine_threadsafe(finish(), loop).result(timeout + 5)
+        except Exception:
+            left = -1
+        loop.call_soon_threadsafe(loop.stop)
+        if left:
+            log.error("await_ coroutine(s) still running %.1f s after the stop began:"
+                      " cancelled", timeout)
+        return left == 0

@@ -4,7 +4,10 @@
   a whole number from 1 to 100 in ASCII digits is answered with what is
   expected and the game goes on; "too low"/"too high".
 * ``sign_up``: a three-step wizard whose state is just local variables;
-  the back button cannot replay a step (each form is single use).
+  the back button cannot replay a step (each form is single use).  It
+  checks and records the e-mail address through ``req.to_thread`` (a sleep
+  stands in for a database): the game stays responsive meanwhile, and in
+  durable mode a sign-up is recorded once, however often it is replayed.
 
 ``demo_app()`` routes them: the game at ``/``, the wizard at ``/wizard``.
 Each page's ``<h1>`` is also its title (``_pages.page``).
@@ -12,6 +15,8 @@ Each page's ``<h1>`` is also its title (``_pages.page``).
 
 import random
 import re
+import threading
+import time
 
 from ._app import SessionlessApp
 from ._pages import escape
@@ -95,9 +100,10 @@ def _step(req, step, fields, problem):
     return (req.parameters.get("answer") or [""])[0].strip()
 
 
-def _ask(req, step, label, valid, error="Please answer."):
-    """Ask one question until ``valid(answer)`` holds; return the answer."""
-    problem, value = "", ""
+def _ask(req, step, label, valid, error="Please answer.", problem=""):
+    """Ask one question (saying ``problem`` first, if any) until ``valid(answer)``
+    holds; return the answer."""
+    value = ""
     while True:
         value = _step(req, step, _QUESTION % dict(label=escape(label), value=escape(value)),
                       problem)
@@ -106,12 +112,44 @@ def _ask(req, step, label, valid, error="Please answer."):
         problem = error
 
 
+class Members:
+    """The demo's member list, standing in for a database that takes
+    ``delay`` seconds to answer (called through ``req.to_thread``)."""
+
+    def __init__(self, delay=0.3):
+        self.delay = delay
+        self._emails = set()
+        self._lock = threading.Lock()
+
+    def has(self, email):
+        """True if ``email`` has signed up already (slowly)."""
+        time.sleep(self.delay)
+        with self._lock:
+            return email.lower() in self._emails
+
+    def add(self, name, email):
+        """Sign ``email`` up (slowly); its member number."""
+        time.sleep(self.delay)
+        with self._lock:
+            self._emails.add(email.lower())
+            return len(self._emails)
+
+
+MEMBERS = Members()
+
+
 def sign_up(req):
     """A wizard: name, then e-mail, then a confirmation; all state in locals."""
     name = _ask(req, 1, "Your name:", lambda text: 0 < len(text) <= 100,
                 "Please give a name of 1 to 100 characters.")
-    email = _ask(req, 2, "Your e-mail, %s:" % name, lambda text: "@" in text and len(text) <= 200,
-                 "That does not look like an e-mail address.")
+    taken = ""
+    while True:
+        email = _ask(req, 2, "Your e-mail, %s:" % name,
+                     lambda text: "@" in text and len(text) <= 200,
+                     "That does not look like an e-mail address.", taken)
+        if not req.to_thread(MEMBERS.has, email):  # the game goes on meanwhile
+            break
+        taken = "%s has signed up already: another address, please." % email
     confirm = ('<p>Sign up %s &lt;%s&gt;?</p>\n'
                '<button type="submit" name="answer" value="yes" autofocus>Sign up</button>\n'
                '<button type="submit" name="answer" value="no">Cancel</button>'
@@ -121,8 +159,9 @@ def sign_up(req):
         answer = _step(req, 3, confirm, "Please press one of the buttons.")
     if answer != "yes":
         return '<h1>Not signed up</h1>\n<p><a href="/wizard">Start again</a></p>'
-    return ('<h1>Welcome, %s!</h1>\n<p>We will write to %s.</p>\n<p><a href="/">Play a game</a></p>'
-            % (escape(name), escape(email)))
+    number = req.to_thread(MEMBERS.add, name, email)  # durable: recorded once
+    return ('<h1>Welcome, %s!</h1>\n<p>Member number %d. We will write to %s.</p>\n'
+            '<p><a href="/">Play a game</a></p>' % (escape(name), number, escape(email)))
 
 
 def demo_app(durable=False, **options):

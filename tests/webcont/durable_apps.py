@@ -1,5 +1,6 @@
 """Durable apps the durable tests serve (in-process and as real servers)."""
 
+import asyncio
 import random
 import secrets
 
@@ -238,6 +239,12 @@ def _charge(calls_file, key, fail=False):
     return token
 
 
+async def _async_token(calls_file, key):
+    """``_charge``, as a coroutine."""
+    await asyncio.sleep(0)
+    return _charge(calls_file, key + "a")
+
+
 def charger_app(store, calls_file, secret="s" * 32, **options):
     """Each step charges through req.to_thread and shows every token so far;
     ``fail=1`` makes that step's charge raise (shown, with its type)."""
@@ -253,6 +260,7 @@ def charger_app(store, calls_file, secret="s" * 32, **options):
                 req.to_thread(lambda: (1, 2))  # a tuple: refused, it would replay as a list
             except TypeError as exc:
                 refused = "cannot be recorded" in str(exc)
+            tokens.append(req.await_(_async_token(calls_file, req.step_id)))
             req.continue_('<p id="tokens">%s</p><p id="refused">%s</p>'
                           '<form><input type="hidden" name="__wc" value="%s"></form>'
                           % (escape(" ".join(tokens)), refused, escape(req.continuation_id)))

@@ -1,5 +1,6 @@
 """WSGI apps the HTTP tests serve (factories called by serve_app.py)."""
 
+import asyncio
 import gc
 import logging
 import threading
@@ -96,10 +97,31 @@ def _lookup_fails(req):
     return "<p>no exception</p>"
 
 
+async def _nap(seconds, fail=False):
+    await asyncio.sleep(seconds)
+    if fail:
+        raise LookupError("nothing at %s" % seconds)
+    return "napped %s" % seconds
+
+
+def _awaits(req):
+    seconds = float(req.parameters.get("seconds", ["0.5"])[0])
+    try:
+        return "<p>%s</p>" % req.await_(_nap(seconds, fail="fail" in req.parameters))
+    except LookupError as exc:
+        return "<p>caught %s</p>" % type(exc).__name__
+
+
+def _runs_asyncio(req):
+    return "<p>%s</p>" % req.to_thread(asyncio.run, _nap(0.01))
+
+
 def blocking(**options):
-    """The game at /, and controllers calling blocking code through req.to_thread."""
+    """The game at /, and controllers calling blocking or async code through
+    req.to_thread and req.await_."""
     return _stats_route(SessionlessApp({"/": guess_the_number, "/sleep": _sleeps_in_a_thread,
-                                        "/fail": _lookup_fails}, **options))
+                                        "/fail": _lookup_fails, "/await": _awaits,
+                                        "/asyncio-run": _runs_asyncio}, **options))
 
 
 def faulty(**options):

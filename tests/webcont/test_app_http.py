@@ -161,6 +161,36 @@ def test_the_wizards_cancel_button_signs_nobody_up(demo_server):
     assert "<h1>Not signed up</h1>" in page
 
 
+def test_the_wizards_slow_member_lookup_holds_neither_the_game_nor_a_taken_address(demo_server):
+    """The wizard checks and adds members through req.to_thread (0.3 s each):
+    game steps are answered meanwhile, and an address signs up once."""
+    def wizard_to_email_step(name):
+        client = Client(demo_server.port, timeout=10)
+        _, _, page = client.get("/wizard")
+        return client, _submit(client, page, answer=name)[2]
+    client, page = wizard_to_email_step("Ann")
+    lookup = concurrent.futures.ThreadPoolExecutor(1).submit(
+        _submit, client, page, answer="ann@members.example")
+    time.sleep(0.05)
+    gamer = Client(demo_server.port)
+    _, _, game = gamer.get("/")
+    latencies = []
+    while not lookup.done():
+        started = time.monotonic()
+        status, _, game = gamer.get("/", __wc=continuation_id(game), guess=50)
+        latencies.append(time.monotonic() - started)
+        if won(game):
+            _, _, game = gamer.get("/")
+    assert latencies and max(latencies) < 0.1, latencies
+    _, _, page = lookup.result()
+    assert "step 3 of 3" in page
+    _, _, page = _submit(client, page, answer="yes")
+    assert re.search(r"Member number \d+", page)
+    client, page = wizard_to_email_step("Bob")
+    _, _, page = _submit(client, page, answer="ANN@members.example")
+    assert "step 2 of 3" in page and "has signed up already" in page
+
+
 def test_fifty_concurrent_games_are_never_mixed_up(demo_server):
     def one_game(number):
         client = Client(demo_server.port)

@@ -611,18 +611,19 @@ def test_a_game_calling_to_thread_each_step_survives_kill_9_and_calls_once_per_s
         before = tokens(page)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
-    assert len(before) == 4 and len(calls(ledger)) == 4
+    # two calls a step (req.to_thread, req.await_), four steps answered
+    assert len(before) == 8 and len(calls(ledger)) == 8
     with ServerProcess(factory, store=store_url, calls_file=str(ledger)) as server:
         client = Client(server.port)
         for _ in range(2):
             status, _, page = client.get("/", __wc=continuation_id(page))
             assert status == 200
     after = tokens(page)
-    assert after[:4] == before  # the replay saw the same results, and did not call again
-    assert len(after) == 6 and len(calls(ledger)) == 6
+    assert after[:8] == before  # the replay saw the same results, and did not call again
+    assert len(after) == 12 and len(calls(ledger)) == 12
     assert [line.split()[1] for line in calls(ledger)] == after
     keys = [line.split()[0] for line in calls(ledger)]
-    assert len(set(keys)) == 6  # req.step_id: one per step
+    assert len(set(keys)) == 12  # req.step_id: one per step (the await_ call adds "a")
 
 
 def test_an_exception_in_to_thread_reaches_the_controller_and_replays_with_its_type(
@@ -632,12 +633,12 @@ def test_an_exception_in_to_thread_reaches_the_controller_and_replays_with_its_t
                   calls_file=str(ledger))
     _, page = game.get()
     status, page = game.step(ID.search(page).group(1), fail=1)
-    assert status == 200 and tokens(page)[1].startswith("KeyError:card")
+    assert status == 200 and tokens(page)[2].startswith("KeyError:card")
     assert 'id="refused">True' in page  # a tuple result is refused at the call
     game.restart()
     status, shown = game.get("__wc=%s&__show=1" % ID.search(page).group(1))
     assert status == 200 and tokens(shown) == tokens(page)  # replayed, rebuilt as KeyError
-    assert len(calls(ledger)) == 2
+    assert len(calls(ledger)) == 4
 
 
 def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
@@ -655,9 +656,9 @@ def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
     monkeypatch.setattr(LogStore, "op_record", lost)
     assert game.step(cid)[0] == 503
     monkeypatch.setattr(LogStore, "op_record", original)
-    assert len(calls(ledger)) == 2  # the charge ran, and its outcome was recorded
+    assert len(calls(ledger)) == 4  # the charges ran, and their outcomes were recorded
     status, page = game.step(cid)  # the same answer again
-    assert status == 200 and len(calls(ledger)) == 2
-    assert tokens(page)[1] == calls(ledger)[1].split()[1]
-    status, page = game.step(ID.search(page).group(1), fail=1)  # the next step: a new call
-    assert status == 200 and len(calls(ledger)) == 3
+    assert status == 200 and len(calls(ledger)) == 4
+    assert tokens(page)[2:4] == [line.split()[1] for line in calls(ledger)[2:4]]
+    status, page = game.step(ID.search(page).group(1), fail=1)  # the next step: new calls
+    assert status == 200 and len(calls(ledger)) == 6

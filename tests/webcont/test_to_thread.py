@@ -79,3 +79,18 @@ def test_shutdown_waits_for_running_calls_then_gives_up_with_a_log_line(caplog):
         pool.submit(time.sleep, (0,))
     release.set()
     assert stuck.result(5) is True
+
+
+def test_coroutines_run_on_the_apps_loop_or_with_asyncio_run_in_a_thread():
+    with ServerProcess("tests.webcont.fixture_apps:blocking") as server:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            started = time.monotonic()
+            naps = list(pool.map(lambda _: Client(server.port, timeout=10).get(
+                "/await", seconds=0.4), range(6)))
+            elapsed = time.monotonic() - started
+        assert all(status == 200 and "napped 0.4" in page for status, _, page in naps)
+        assert elapsed < 1.2  # the six waited side by side on one loop
+        status, _, page = Client(server.port).get("/await", seconds=0.01, fail=1)
+        assert status == 200 and "caught LookupError" in page
+        status, _, page = Client(server.port).get("/asyncio-run")
+        assert status == 200 and "napped 0.01" in page
