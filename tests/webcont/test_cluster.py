@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -166,3 +167,33 @@ def test_fifty_games_through_nginx_survive_a_killed_node_on_postgresql():
         play_cluster(server.url)
     finally:
         server.stop()
+
+
+def test_nginx_in_front_absorbs_half_requests_a_node_alone_could_not(tmp_path):
+    """A node that takes 20 connections, and keeps half requests for a minute,
+    behind nginx: 200 half requests sent to nginx never reach it (nginx reads
+    whole requests before it picks a node), and a game goes on at once."""
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    port = postgres_server.free_port()
+    node = ServerProcess(FACTORY, port=port, store="sqlite:///%s" % (tmp_path / "g.db"),
+                         node="n0", serve_options={"connection_limit": 20,
+                                                   "read_timeout": 60.0}).__enter__()
+    nginx = Nginx([("n0", "127.0.0.1:%d" % port)])
+    held = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", nginx.port), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            held.append(sock)
+        started = time.monotonic()
+        status, _, page = Client(nginx.port, timeout=10).get("/")
+        assert status == 200 and time.monotonic() - started < 2.0
+        status, _, page = Client(nginx.port, timeout=10).get("/", __wc=continuation_id(page),
+                                                             guess=50)
+        assert status == 200
+    finally:
+        for sock in held:
+            sock.close()
+        nginx.stop()
+        node.__exit__(None, None, None)

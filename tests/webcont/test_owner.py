@@ -220,3 +220,19 @@ def test_an_evicted_game_says_it_was_evicted_and_an_expired_one_that_it_expired(
         time.sleep(1.2)
         status, _, page = player.get("/", __wc=later, n=1)
         assert status == 410 and "expired after 0.5 seconds" in page and "room" not in page
+
+
+def test_start_again_leads_to_a_route_the_app_has_when_it_has_no_root():
+    def add(req):
+        req.continue_('<form><input type="hidden" name="__wc" value="%s"></form>'
+                      % req.continuation_id)
+        return "done"
+    gateway = webcont.gateway(webcont.SessionlessApp({"/add": add}))
+    try:
+        for path, query in [("/", ""), ("/add", "__wc=" + "x" * 22), ("/nothing", "__wc=1.2.3")]:
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
+                       "wsgi.input": io.BytesIO(b"")}
+            page = b"".join(gateway(environ, lambda s, h, e=None: None)).decode()
+            assert link(page) == "/add", (path, page)
+    finally:
+        gateway.close()
