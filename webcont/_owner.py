@@ -9,8 +9,11 @@ to go on.  The two are told apart by a cookie:
 * When a request starts a game and brings no owner cookie, the answer sets
   one: ``wc_owner=<128 random bits>``, ``HttpOnly`` (page scripts cannot read
   it), ``SameSite=Strict`` (another site cannot make the browser send it),
-  ``Secure`` when the request came over https, ``Path=/``, for the browser
-  session.  One browser keeps one token for all its games.
+  ``Path=/``, for the browser session.  Over https it is
+  ``__Host-wc_owner``, ``Secure``: a browser accepts that name only from
+  this very host, so a sibling subdomain cannot plant its own token in the
+  browser (and be shown the games started after).  One browser keeps one
+  token for all its games.
 * The game is bound to the token by a keyed MAC, the *tag*.  A durable game
   carries it at the end of its chain id (``<random><tag>``, MAC over the
   chain's random part too, so two games of one browser do not share a tag);
@@ -33,9 +36,10 @@ import hmac
 import re
 import secrets
 
-__all__ = ["COOKIE", "TAG_CHARS", "Owners", "cookie_token", "new_token", "set_cookie_header"]
+__all__ = ["COOKIE", "SECURE_COOKIE", "TAG_CHARS", "Owners", "cookie_token", "new_token", "set_cookie_header"]
 
 COOKIE = "wc_owner"
+SECURE_COOKIE = "__Host-" + COOKIE  # over https: host-only, Secure, Path=/
 TAG_CHARS = 16  # 96 bits of MAC, URL-safe base64
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22}\Z")
 
@@ -54,17 +58,23 @@ def cookie_token(environ):
     header = environ.get("HTTP_COOKIE")
     if not header:
         return None
+    wanted = _cookie_name(environ)
     for part in header.split(";"):
         name, _, value = part.strip().partition("=")
-        if name == COOKIE and _TOKEN.match(value):
+        if name == wanted and _TOKEN.match(value):
             return value
     return None
+
+
+def _cookie_name(environ):
+    return SECURE_COOKIE if environ.get("wsgi.url_scheme") == "https" else COOKIE
 
 
 def set_cookie_header(token, environ):
     """The ``Set-Cookie`` header that gives this browser ``token``."""
     secure = "; Secure" if environ.get("wsgi.url_scheme") == "https" else ""
-    return ("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict%s" % (COOKIE, token, secure))
+    return ("Set-Cookie", "%s=%s; Path=/; HttpOnly; SameSite=Strict%s"
+            % (_cookie_name(environ), token, secure))
 
 
 class Owners:

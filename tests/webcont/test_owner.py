@@ -107,8 +107,24 @@ def test_the_owner_cookie_is_httponly_samesite_strict_and_secure_over_https(serv
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
                    "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "https"}
         seen = []
-        b"".join(gateway(environ, lambda s, h, e=None: seen.extend(h)))
-        assert dict(seen)["Set-Cookie"].endswith("; HttpOnly; SameSite=Strict; Secure")
+        page = b"".join(gateway(environ, lambda s, h, e=None: seen.extend(h))).decode()
+        cookie = dict(seen)["Set-Cookie"]
+        # over https: the __Host- name, which no other host can set in the browser
+        assert re.fullmatch(r"__Host-wc_owner=[\w-]{22}; Path=/; HttpOnly; SameSite=Strict;"
+                            r" Secure", cookie)
+        # and only that name is taken as the owner's over https
+        first = continuation_id(page)
+        token = cookie.split(";")[0].split("=", 1)[1]
+        b"".join(gateway(dict(environ, QUERY_STRING="__wc=%s&n=1" % first,
+                              HTTP_COOKIE="__Host-wc_owner=" + token,
+                              **{"wsgi.input": io.BytesIO(b"")}),
+                         lambda s, h, e=None: None))
+        for name, owner in (("wc_owner", False), ("__Host-wc_owner", True)):
+            answer = b"".join(gateway(dict(environ, QUERY_STRING="__wc=%s&n=9" % first,
+                                           HTTP_COOKIE="%s=%s" % (name, token),
+                                           **{"wsgi.input": io.BytesIO(b"")}),
+                                      lambda s, h, e=None: None)).decode()
+            assert ("__show=1" in answer) == owner, (name, answer)
     finally:
         gateway.close()
 
