@@ -22,8 +22,10 @@ from urllib.parse import parse_qs, quote
 import stackless_compat as stackless
 
 from . import _clock
-from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages, Tombstone,
+from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages,
+                             TimeoutException, Tombstone,
                              mint_id, parameters_digest)
+from ._durable import code_version, open_chains
 from ._hub import current_hub
 from ._offload import EventLoopThread, ThreadPool
 from ._owner import Owners, cookie_token, new_token, set_cookie_header
@@ -38,10 +40,6 @@ log = logging.getLogger(__name__)
 __all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "parse_parameters"]
 
 _UNSAFE_IN_LINK = re.compile(r"[\\\x00-\x20\x7f]")
-
-
-class TimeoutException(Exception):
-    """Raised in a suspended controller whose continuation expired or was evicted."""
 
 
 class BadRequest(Exception):
@@ -317,7 +315,6 @@ class SessionlessApp:
             raise TypeError("controller must be callable, not %r" % (controller,))
         self.routes[path] = controller
         if durable:
-            from ._durable import code_version
             self.durable_routes[path] = (controller, code_version(controller, version))
         else:
             self.durable_routes.pop(path, None)
@@ -340,7 +337,6 @@ class SessionlessApp:
     def _durable(self):
         """The durable chains, opening the store on first use (hub)."""
         if self._chains is None:
-            from ._durable import open_chains
             self._chains = open_chains(self)
         return self._chains
 
@@ -434,7 +430,7 @@ class SessionlessApp:
         channel = stackless.channel()
         request = SessionlessRequest(self, channel, controller, parameters, environ, path,
                                      self._owners.tag(token))
-        task = stackless.tasklet(request)()
+        task = self._hub().spawn(request)
         status, headers, body = self._render(_await_page(channel, task))
         self._keep_page(request, body)
         start_response(status, headers + cookie)

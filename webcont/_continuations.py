@@ -29,7 +29,7 @@ import weakref
 from collections import OrderedDict
 
 __all__ = ["CONTINUATION_PARAMETER", "Continuation", "ContinuationStore", "KeptPages", "Tombstone", "mint_id",
-           "parameters_digest"]
+           "parameters_digest", "TimeoutException"]
 
 ID_BYTES = 16  # 128 bits
 CONTINUATION_PARAMETER = "__wc"  # the request parameter that names a continuation
@@ -44,6 +44,10 @@ def parameters_digest(parameters):
     """A short digest of ``{name: [values]}``: equal parameters, equal digest."""
     text = repr(sorted(parameters.items()))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class TimeoutException(Exception):
+    """Raised in a suspended controller whose continuation expired or was evicted."""
 
 
 class Continuation:

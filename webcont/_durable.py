@@ -42,8 +42,7 @@ from collections import OrderedDict, deque
 import stackless_compat as stackless
 
 from . import _calls, _clock, _recorder
-from ._app import CONTINUATION_PARAMETER, TimeoutException
-from ._continuations import parameters_digest
+from ._continuations import CONTINUATION_PARAMETER, TimeoutException, parameters_digest
 from ._hub import current_hub
 from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
@@ -298,7 +297,7 @@ class Chain:
             self.slice_end = _clock.monotonic() + REPLAY_SLICE
         else:
             self.pending_input = _input_of(parameters)
-        self.tasklet = stackless.tasklet(self.run)(request)
+        self.tasklet = current_hub().spawn(self.run, request)
         return self.replies.receive()
 
     def resume(self, parameters, environ):
@@ -681,7 +680,7 @@ class DurableChains:
         if not self._sweeping:
             self._sweeping = True
             current_hub().call_at(_clock.monotonic() + self.sweep_interval,
-                                  lambda: stackless.tasklet(self._sweep)())
+                                  lambda: current_hub().spawn(self._sweep))
 
     def _sweep(self):
         """Expire due chains in batches (an index scan, never a full scan)."""

@@ -28,11 +28,11 @@ Methods marked "(hub)" run only on the hub thread; the others are safe from
 any thread.
 """
 
-import gc
 import heapq
 import itertools
 import logging
 import threading
+import weakref
 from collections import OrderedDict, deque
 
 import stackless_compat as stackless
@@ -70,6 +70,7 @@ class Hub:
         self.busy_since = None
         self.awaiting = 0  # tasklets waiting for a callback another thread will post
         self.task_tasklets = set()  # InlineHub: tasklets running waitress' own code
+        self._spawned = weakref.WeakSet()  # the app's tasklets, for kill_all (spawn)
 
     # -- binding -----------------------------------------------------------
 
@@ -85,6 +86,17 @@ class Hub:
             raise RuntimeError("this hub belongs to thread %d" % self.thread_id)
         _local.hub = self
 
+    def spawn(self, function, *args):
+        """A new tasklet running ``function(*args)``, killed at shutdown if still alive. (hub)
+
+        Requests and controllers are spawned here, so that the hub knows what
+        to kill (``kill_all``): tasklets an app makes itself with
+        ``stackless.tasklet`` are its own to end.
+        """
+        task = stackless.tasklet(function)(*args)
+        self._spawned.add(task)
+        return task
+
     # -- requests (hub) -----------------------------------------------------------
 
     def run_job(self, app, job):
@@ -92,7 +104,7 @@ class Hub:
         self.busy_with = job
         self.busy_since = _clock.monotonic()
         try:
-            job.tasklet = stackless.tasklet(serve_job)(app, job)
+            job.tasklet = self.spawn(serve_job, app, job)
             self.drain()
         finally:
             self.busy_since = None
@@ -219,13 +231,9 @@ class Hub:
 
     def kill_all(self):
         """Kill every live tasklet of the hub so their ``finally:`` blocks run. (hub)"""
-        sched_main = stackless.getmain()
-        # not the task tasklets: they run waitress' code, and answer once their
-        # request tasklets are killed
-        victims = [obj for obj in gc.get_objects()
-                   if isinstance(obj, stackless.tasklet) and obj is not sched_main
-                   and obj.alive and obj.thread_id == self.thread_id
-                   and obj not in self.task_tasklets]
+        # what spawn() made; not the task tasklets (they run waitress' code, and
+        # answer once their request tasklets are killed)
+        victims = [task for task in list(self._spawned) if task.alive]
         self.busy_with = "shutdown"
         self.busy_since = _clock.monotonic()
         try:
@@ -365,7 +373,7 @@ class InlineHub(Hub):
         page, as ``Gateway`` does.
         """
         self.busy_with = job
-        task = job.tasklet = stackless.tasklet(serve_job)(app, job)
+        task = job.tasklet = self.spawn(serve_job, app, job)
         task.run()  # the request runs first; back here once it waits or ends
         if job.finished:
             return

@@ -129,6 +129,37 @@ def test_close_kills_suspended_controllers_so_finally_blocks_run():
     assert len(finished) == 3
 
 
+def test_close_kills_what_the_hub_spawned_and_leaves_an_apps_own_tasklets_to_it():
+    """The hub knows its tasklets because it spawned them (requests, controllers);
+    a tasklet an app makes itself is the app's to end (here, in its close())."""
+    events, gate = [], stackless.channel()
+
+    def waits(label):
+        try:
+            gate.receive()
+        finally:
+            events.append(label)
+
+    def controller(req):
+        stackless.tasklet(waits)("the app's own")
+        try:
+            req.continue_("first page")
+        finally:
+            events.append("controller")
+    app = SessionlessApp({"/": controller})
+    closing = app.close
+
+    def close(timeout=10.0):
+        events.append("app.close")
+        closing(timeout)
+    app.close = close
+    gateway = webcont.gateway(app)
+    assert call(gateway)[0] == "200 OK"
+    assert gateway.hub._spawned and all(task.alive for task in gateway.hub._spawned)
+    gateway.close()
+    assert events == ["controller", "app.close"]
+
+
 def test_a_stray_tasklet_that_raises_is_logged_and_the_hub_goes_on(gateways, caplog):
     def doomed():
         raise ZeroDivisionError("stray")
