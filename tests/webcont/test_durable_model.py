@@ -4,7 +4,9 @@ A hypothesis state machine plays several durable "adder" games (each move
 adds n plus the bonus shown on the previous page) through webcont.gateway on
 one SQLite store, restarting the server at random.  The model knows every
 game's moves and total: zero lost or doubled moves, the same page for a
-duplicate, 409 for a different answer to an old step.
+duplicate, 409 for a different answer to an old step.  Another browser (no
+owner cookie) sending any old id, with any fields, gets no answer carrying
+an id of that game and moves nothing.
 """
 
 import tempfile
@@ -65,6 +67,20 @@ class DurableGames(RuleBasedStateMachine):
         cid, n, _ = game["history"][which % len(game["history"])]
         status, page = self.server.step(cid, n=other)
         assert status == 409 and "already answered" in page
+
+    @precondition(lambda self: any(game["history"] for game in self.games))
+    @rule(index=st.integers(0, 50), which=st.integers(0, 50), same=st.booleans(),
+          show=st.booleans())
+    def stranger_uses_an_old_id(self, index, which, same, show):
+        played = [game for game in self.games if game["history"]]
+        game = played[index % len(played)]
+        cid, n, _ = game["history"][which % len(game["history"])]
+        fields = {"__show": 1} if show else {"n": n if same else n + 1000}
+        status, page = self.server.step(cid, cookies={}, **fields)
+        assert status in (403, 409), (status, page)
+        chain = cid.split(".")[0]
+        assert chain not in page  # no id of this game, live or not
+        assert ID.search(page) is None
 
     @rule()
     def restart(self):
