@@ -18,6 +18,7 @@ import sys
 import time
 
 import webcont
+from webcont._store import StoreUnavailable
 from webcont.demos import demo_app
 
 
@@ -48,16 +49,25 @@ def main(argv=None):
     options = {"continuation_timeout": args.timeout}
     if args.store:
         try:
-            options.update(durable=True, store=args.store, secret=read_secret(args.secret_file),
-                           node=args.node)
+            secret, created = read_secret(args.secret_file)
         except (OSError, ValueError) as exc:
             print("demo: cannot use the secret file %s: %s" % (args.secret_file, exc),
                   file=sys.stderr)
             return 2
+        options.update(durable=True, store=args.store, secret=secret, node=args.node)
     try:
         app = demo_app(**options)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.store:
+        try:
+            opened = app.open(secret_source="file %s%s" % (
+                os.path.abspath(args.secret_file), " (just created)" if created else ""))
+        except StoreUnavailable as exc:
+            print("demo: the store cannot be used: %s" % exc, file=sys.stderr)
+            app.close()
+            return 1
+        logging.getLogger("demo").info("%s", opened)
 
     def announce(url):
         print("webcont demo: open %s in your browser (Ctrl-C to stop)" % url, flush=True)
@@ -70,7 +80,8 @@ def main(argv=None):
 
 
 def read_secret(path, wait=5.0):
-    """The id secret in ``path``; a new random one is written there (mode 600) if absent.
+    """``(secret, created)``: the id secret in ``path``, or a new random one
+    written there (mode 600) if the file is absent.
 
     An existing file is never replaced: one holding fewer than 16 characters
     raises ``ValueError``.  Nodes started together on one file agree: the
@@ -89,9 +100,9 @@ def read_secret(path, wait=5.0):
                 continue
             with os.fdopen(descriptor, "w") as file:
                 file.write(secret + "\n")
-            return secret
+            return secret, True
         if len(secret) >= 16:
-            return secret
+            return secret, False
         if secret or time.monotonic() > deadline:
             raise ValueError("it holds %d characters, fewer than the 16 an id secret needs;"
                              " put a longer one in it, or delete it to have one made"

@@ -74,10 +74,20 @@ class PostgresServer:
         self.port = free_port()
         options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (
             self.port, self.directory)
-        self._run("pg_ctl", "-D", data, "-o", options, "-w", "-t", "30",
-                  "-l", os.path.join(self.directory, "server.log"), "start")
+        self._options = options
+        self.resume()
         self.url = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
         return self
+
+    def pause(self):
+        """Stop the server as an outage would (connections cut), keeping its data."""
+        self._run("pg_ctl", "-D", os.path.join(self.directory, "data"), "-m", "fast",
+                  "-w", "stop")
+
+    def resume(self):
+        """Start the server (again) on the same port and data."""
+        self._run("pg_ctl", "-D", os.path.join(self.directory, "data"), "-o", self._options,
+                  "-w", "-t", "30", "-l", os.path.join(self.directory, "server.log"), "start")
 
     def stop(self):
         if self.directory is None:

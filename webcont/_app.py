@@ -25,7 +25,7 @@ from . import _clock
 from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages,
                              TimeoutException, Tombstone,
                              mint_id, parameters_digest)
-from ._durable import code_version, open_chains
+from ._durable import RETRY_AFTER, _unavailable, code_version, open_chains, open_log_store
 from ._hub import current_hub
 from ._offload import EventLoopThread, ThreadPool
 from ._owner import Owners, cookie_token, new_token, set_cookie_header
@@ -33,7 +33,7 @@ from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
 from ._refusals import Refusal, render
 from ._settings import APP_OPTIONS, validate
-from ._store import parse_store_url
+from ._store import StoreUnavailable, parse_store_url
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,8 @@ class SessionlessApp:
     durable game records per step and in all, ``health_details`` (who
     ``/healthz`` tells how many games are in memory: ``"127.0.0.0/8,::1"``,
     a list of networks, ``"always"`` or ``"never"``), ``sweep_interval`` (5 s between the durable
-    store's expiry sweeps).  ``store``, ``secret`` and ``node`` are for
+    store's expiry sweeps), ``store_timeout`` (5 s a durable request waits
+    for the store before it answers 503).  ``store``, ``secret`` and ``node`` are for
     durable routes (``docs/durability.md``, ``docs/deploy.md``).
     Subclasses may also set the options as class attributes, as the seed
     did, and may change ``response_headers`` (added to every page;
@@ -259,6 +260,7 @@ class SessionlessApp:
     health_details = APP_OPTIONS["health_details"][1]
     sweep_interval = APP_OPTIONS["sweep_interval"][1]
     to_thread_workers = APP_OPTIONS["to_thread_workers"][1]
+    store_timeout = APP_OPTIONS["store_timeout"][1]
     response_headers = SECURITY_HEADERS
 
     def __init__(self, routes=None, store=None, secret=None, node=None, **options):
@@ -274,7 +276,8 @@ class SessionlessApp:
             # says which process answered (behind a load balancer, for logs and tests)
             self.response_headers = list(self.response_headers) + [("X-Webcont-Node", self.node)]
         self.durable_routes = {}  # path -> (controller, code version)
-        self._chains = None       # DurableChains, opened on first use
+        self._log_store = None    # the durable routes' LogStore, made once
+        self._chains = None       # DurableChains, by open() or on first use
         defaults = {name: getattr(self, name) for name in APP_OPTIONS}
         defaults.update(options)
         for name, value in validate(defaults, APP_OPTIONS).items():
@@ -331,14 +334,65 @@ class SessionlessApp:
         deadline = _clock.monotonic() + timeout
         self._pool.shutdown(timeout)
         self._loop.shutdown(max(0.0, deadline - _clock.monotonic()))
-        if self._chains is not None:
-            self._chains.store.close()
+        if self._log_store is not None:
+            self._log_store.close()
+
+    def open(self, timeout=10.0, secret_source=None):
+        """Open the durable store now, from the thread starting the server (not the hub).
+
+        ``serve()`` calls it before it listens.  Returns one line saying
+        where the games are kept and where the id secret comes from
+        (``secret_source`` says where ``secret=`` was read, e.g. a file); None
+        if there is nothing to open, or it is open already.  Raises
+        ``webcont._store.StoreUnavailable`` naming the store and the reason
+        when it cannot be reached within ``timeout`` seconds.
+        """
+        if not self.durable_routes or self._chains is not None:
+            return None
+        store = self._store_handle()
+        store.wait_ready(timeout)
+
+        def wait(future):
+            try:
+                return future.result(timeout)
+            except TimeoutError:
+                raise StoreUnavailable("%s: no answer within %g s"
+                                       % (store.where, timeout)) from None
+        self._chains, description = open_chains(self, store, wait, secret_source)
+        return description
+
+    def _store_handle(self):
+        if self._log_store is None:
+            self._log_store = open_log_store(self)
+        return self._log_store
 
     def _durable(self):
-        """The durable chains, opening the store on first use (hub)."""
-        if self._chains is None:
-            self._chains = open_chains(self)
-        return self._chains
+        """The durable chains, opened on first use if ``open()`` was not called (hub).
+
+        Never blocks the hub: it waits in the request's tasklet, and raises
+        ``StoreUnavailable`` at once while the store is known to be down.
+        """
+        chains = self._chains
+        if chains is None:
+            store = self._store_handle()
+            failure = store.failure
+            if failure is not None and _clock.monotonic() - failure[1] < RETRY_AFTER:
+                raise StoreUnavailable(failure[0])
+            chains, description = open_chains(self, store)
+            if self._chains is None:  # (another request may have opened it meanwhile)
+                self._chains = chains
+                log.info("%s", description)
+            chains = self._chains
+        chains.on_hub()
+        return chains
+
+    def _durable_call(self, method):
+        """``method(DurableChains)``, or a 503 reply if the store cannot be opened."""
+        try:
+            chains = self._durable()
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+        return method(chains)
 
     @property
     def continuations(self):
@@ -411,8 +465,9 @@ class SessionlessApp:
             return self._health(environ, start_response)
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
-                return self._reply(self._durable().resume_id(
-                    parameters[CONTINUATION_PARAMETER][0], parameters, environ),
+                wc = parameters[CONTINUATION_PARAMETER][0]
+                return self._reply(self._durable_call(
+                    lambda chains: chains.resume_id(wc, parameters, environ)),
                     environ, start_response)
             return self._resume(parameters, environ, start_response)
         controller = self.routes.get(path)
@@ -425,8 +480,9 @@ class SessionlessApp:
             token = new_token()
             cookie = [set_cookie_header(token, environ)]
         if path in self.durable_routes:
-            return self._reply(self._durable().start(path, parameters, environ, token),
-                               environ, start_response, cookie)
+            return self._reply(self._durable_call(
+                lambda chains: chains.start(path, parameters, environ, token)),
+                environ, start_response, cookie)
         channel = stackless.channel()
         request = SessionlessRequest(self, channel, controller, parameters, environ, path,
                                      self._owners.tag(token))
@@ -521,7 +577,11 @@ class SessionlessApp:
         """
         detailed = _trusted(environ.get("REMOTE_ADDR"), self.health_details)
         if self.durable_routes:
-            healthy, detail = self._durable().health(detailed)
+            try:
+                healthy, detail = self._durable().health(detailed)
+            except StoreUnavailable as exc:
+                healthy, detail = False, ("store unreachable: %s" % (exc,) if detailed
+                                          else "store unreachable")
         else:
             healthy, detail = True, "in-memory"
         status = "200 OK" if healthy else "503 Service Unavailable"
@@ -552,7 +612,10 @@ class SessionlessApp:
         status, document = render(refusal, environ, self._start_route(), {
             "timeout": self.continuation_timeout, "cap": self.max_continuations,
             "step": self.max_step_bytes, "game": self.max_game_bytes})
-        return self._respond(start_response, status, document)
+        extra = []
+        if refusal.kind == "unavailable":  # the store: ask again soon, the game is safe
+            extra = [("Retry-After", "%d" % max(1, RETRY_AFTER))]
+        return self._respond(start_response, status, document, extra)
 
     def _render(self, reply):
         if isinstance(reply, _Failure):
@@ -577,3 +640,4 @@ class SessionlessApp:
                                 ("Content-Length", str(len(body)))]
                        + list(self.response_headers) + list(extra_headers))
         return [body]
+

@@ -27,6 +27,7 @@ effects idempotent, because a replay runs the controller again; use
 """
 
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import inspect
@@ -46,7 +47,9 @@ from ._continuations import CONTINUATION_PARAMETER, TimeoutException, parameters
 from ._hub import current_hub
 from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
+from ._ratelog import ThrottledLog
 from ._refusals import Refusal
+from ._store import StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +353,23 @@ def _await(future):
     return current_hub().wait(future)
 
 
+def _copy(source, target):
+    """Complete ``target`` as ``source`` was completed (any thread)."""
+    error = source.exception()
+    _settle(target, None if error is not None else source.result(), error)
+
+
+def _settle(future, result=None, error=None):
+    """Complete ``future`` unless the other side did first (the store or the timeout)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 class DurableChains:
     """The durable chains of one app: in-memory cache, store, ids, expiry.
 
@@ -359,7 +379,7 @@ class DurableChains:
     """
 
     def __init__(self, app, store, signer, max_live, sweep_interval=5.0,
-                 tombstone_ttl=86400.0, owners=None):
+                 tombstone_ttl=86400.0, owners=None, store_timeout=5.0):
         self.app = app
         self.store = store
         self.signer = signer
@@ -370,9 +390,73 @@ class DurableChains:
         self.live = OrderedDict()
         self.replays = 0  # how many chains were loaded from the log (for tests)
         self._loading = {}  # chain id -> channels of the tasklets waiting for its replay
+        self.store_timeout = store_timeout
         self._sweeping = False
+        self._on_hub = False
+        self._waiting = OrderedDict()  # channel of a tasklet waiting for the store -> deadline
+        self._waiting_timer = False
         install_patches()
-        self._schedule_sweep()  # from the first use on: also a process that only resumes
+
+    def on_hub(self):
+        """Called (hub) at each use: the sweeps start at the first, also in a
+        process that only resumes games.  (The chains may be made off the hub.)"""
+        if not self._on_hub:
+            self._on_hub = True
+            self._schedule_sweep()
+
+    def _wait(self, future):
+        """Wait (hub tasklet) for a store ``future``, at most ``store_timeout`` seconds.
+
+        With no outcome by then, ``StoreUnavailable`` is raised here instead
+        and the store counts as failed (503 at once for a while).  The
+        operation may still commit later: callers treat that as a failure of
+        unknown outcome, as after a crash, and the next request replays
+        whatever the log holds.
+        """
+        if future.done():
+            return future.result()
+        # the wait is on a future of our own, which the store's outcome or the
+        # timeout completes, whichever comes first (the store's stays the store's)
+        mine = concurrent.futures.Future()
+        future.add_done_callback(lambda done: _copy(done, mine))
+        # one timeout for all: the oldest waiter is always the first due, so one
+        # timer and an ordered dict do (no timer per store operation)
+        self._waiting[mine] = _clock.monotonic() + self.store_timeout
+        if not self._waiting_timer:
+            self._waiting_timer = True
+            current_hub().call_at(self._waiting[mine], self._give_up_waiting)
+        try:
+            return current_hub().wait(mine)
+        except StoreUnavailable as exc:
+            if not future.done():  # it hangs: answer 503 at once until it comes back
+                self.store.note_failure(str(exc))
+            raise
+        finally:
+            self._waiting.pop(mine, None)
+
+    def _give_up_waiting(self):
+        """Hub timer: fail the waits past their deadline with ``StoreUnavailable``."""
+        waiting, now = self._waiting, _clock.monotonic()
+        while waiting:
+            mine, deadline = next(iter(waiting.items()))
+            if deadline > now:
+                current_hub().call_at(deadline, self._give_up_waiting)
+                return
+            del waiting[mine]
+            _settle(mine, error=StoreUnavailable("no answer from the store within %g s"
+                                                 % self.store_timeout))
+        self._waiting_timer = False
+
+    def unavailable(self):
+        """A 503 reply while the store failed less than ``RETRY_AFTER`` s ago, else None.
+
+        Nothing is queued meanwhile: a down store costs a request no wait.
+        Past that, one request at a time gets through and tries it again.
+        """
+        failure = self.store.failure
+        if failure is not None and _clock.monotonic() - failure[1] < RETRY_AFTER:
+            return _unavailable(StoreUnavailable(failure[0]))
+        return None
 
     # -- requests ---------------------------------------------------------------
 
@@ -386,14 +470,18 @@ class DurableChains:
 
     def _commit(self, operation):
         """Commit a step's write with the others of this hub pass; its result (hub tasklet)."""
-        hub = current_hub()
-        return hub.wait(self.store.commit_soon(operation, hub.post))
+        return self._wait(self.store.commit_soon(operation, current_hub().post))
 
     def health(self, detailed=True):
-        """``(reachable, detail)`` of the store, asked through the writer thread;
-        the error and the count of games in memory only if ``detailed``."""
+        """``(reachable, detail)`` of the store: a write through the writer thread
+        (a store that can only read cannot record a step); the error and the
+        count of games in memory only if ``detailed``."""
+        failure = self.store.failure
+        if self.unavailable() is not None:
+            return False, ("store unreachable: %s" % (failure[0],) if detailed
+                           else "store unreachable")
         try:
-            _await(self.store.read(lambda store, cursor: store.op_ping(cursor)))
+            self._wait(self.store.submit(lambda store, cursor: store.op_touch(cursor)))
         except Exception as exc:
             return False, "store unreachable: %s" % (exc,) if detailed else "store unreachable"
         if not detailed:
@@ -406,6 +494,9 @@ class DurableChains:
 
         Returns the page, or a ``Refusal``.
         """
+        down = self.unavailable()
+        if down is not None:
+            return down
         controller, version = self.app.durable_routes[route]
         if _size(_input_of(parameters)) > self.app.max_step_bytes:
             return Refusal("too big", route)
@@ -433,6 +524,9 @@ class DurableChains:
         parsed = self.signer.parse(text)
         if parsed is None:
             return Refusal("forged")
+        down = self.unavailable()
+        if down is not None:
+            return down
         return self.resume(parsed[0], parsed[1], parameters, environ)
 
     def resume(self, chain_id, step, parameters, environ, reloaded=False):
@@ -480,7 +574,7 @@ class DurableChains:
         if page is not None:
             return page
         try:
-            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain.id)))
+            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain.id)))
         except Exception as exc:
             return _unavailable(exc)
         if record is None or record.state != "live" or record.step != chain.step:
@@ -585,7 +679,7 @@ class DurableChains:
 
     def _replay(self, chain_id, step, parameters):
         try:
-            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
+            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
         except Exception as exc:
             return _unavailable(exc)
         if record is None:
@@ -633,7 +727,7 @@ class DurableChains:
         if failures is None:
             return
         try:
-            record = _await(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
+            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
             controller, version = self.app.durable_routes[record.route]
             scratch = Chain(self, chain_id, record.route, controller, version)
             kind, replayed, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
@@ -670,7 +764,7 @@ class DurableChains:
 
     def _end(self, chain_id, state, step=None):
         try:
-            return _await(self.store.submit(
+            return self._wait(self.store.submit(
                 lambda store, cursor: store.op_end(cursor, chain_id, state, step)))
         except Exception:
             log.exception("marking chain %s %s", chain_id[:6], state)
@@ -687,14 +781,16 @@ class DurableChains:
         self._sweeping = False
         try:
             for _ in range(20):  # at most 2,000 a pass; the rest at the next
-                due = _await(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
+                due = self._wait(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
                 for chain_id in due:
                     self.expire(chain_id)
                 if len(due) < 100:
                     break
             self._unload_stale()
-            _await(self.store.submit(
+            self._wait(self.store.submit(
                 lambda store, cursor: store.op_purge(cursor, self.tombstone_ttl)))
+        except StoreUnavailable as exc:  # logged once by the store when it went down
+            log.debug("no sweep: %s", exc)
         except Exception:
             log.exception("sweeping expired durable chains")
         self._schedule_sweep()
@@ -709,7 +805,7 @@ class DurableChains:
         idle = [chain for chain in self.live.values() if not chain.busy]
         if not idle:
             return
-        steps = _await(self.store.read(lambda store, cursor: store.op_steps(
+        steps = self._wait(self.store.read(lambda store, cursor: store.op_steps(
             cursor, [chain.id for chain in idle])))
         for chain in idle:
             if steps.get(chain.id, -1) != chain.step and self.live.get(chain.id) is chain:
@@ -758,29 +854,51 @@ def _failure(kind):
     return Refusal("error")
 
 
+#: seconds a failed store is left alone (503 at once, and the Retry-After of those pages)
+RETRY_AFTER = 1.0
+
+_log_unavailable = ThrottledLog(log, logging.WARNING, "durable request answered 503: %s")
+
+
 def _unavailable(exc):
-    log.error("durable store unavailable: %s", exc)
+    _log_unavailable(exc)  # the store logged when it went down: not a line per request
     return Refusal("unavailable")
 
 
 DEFAULT_STORE = "sqlite:///webcont-durable.db"
 
 
-def open_chains(app):
-    """Open the app's store and id signer: the durable side of ``app``."""
-    from ._store import open_store
+def open_log_store(app):
+    """The app's log store (``store=``, else ``WEBCONT_STORE``, else a file here).
+
+    Returns at once: the store connects on its own thread.
+    """
     url = app.store_url or os.environ.get("WEBCONT_STORE")
     if not url:
         url = DEFAULT_STORE
         log.warning("durable routes and no store= given: keeping games in %s",
                     os.path.abspath(url[len("sqlite:///"):]))
-    store = open_store(url)
-    secret = app.secret or os.environ.get("WEBCONT_SECRET")
-    if not secret:
-        secret = store.submit(lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))).result(30)
-        log.info("no secret= given: using the id secret kept in the store")
-    chains = DurableChains(app, store, IdSigner(secret), app.max_continuations,
+    return open_store(url, wait=None)
+
+
+def open_chains(app, store, wait=None, secret_source=None):
+    """The durable side of ``app`` on ``store``: ``(DurableChains, description)``.
+
+    ``wait(future)`` returns a store future's result; by default the chains'
+    own ``_wait``, which only works on the hub (``SessionlessApp.open`` waits
+    with a blocking one at start).  Raises ``StoreUnavailable`` when the
+    store cannot answer.
+    """
+    chains = DurableChains(app, store, None, app.max_continuations,
                            sweep_interval=app.sweep_interval,
-                           tombstone_ttl=app.tombstone_timeout, owners=Owners(secret))
-    log.info("durable games kept in %s", url.split("@")[-1])
-    return chains
+                           tombstone_ttl=app.tombstone_timeout,
+                           store_timeout=app.store_timeout)
+    secret, source = app.secret, secret_source or "given as secret="
+    if not secret and os.environ.get("WEBCONT_SECRET"):
+        secret, source = os.environ["WEBCONT_SECRET"], "from WEBCONT_SECRET"
+    if not secret:
+        secret = (wait or chains._wait)(store.submit(
+            lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))))
+        source = "kept in the store"
+    chains.signer, chains.owners = IdSigner(secret), Owners(secret)
+    return chains, "durable games on: kept in %s; id secret %s" % (store.where, source)

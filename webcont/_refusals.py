@@ -48,8 +48,8 @@ MESSAGES = {
                      " Please start again."),
     "error": ("500 Internal Server Error", "The application failed while answering this"
               " request. The error has been logged."),
-    "unavailable": ("503 Service Unavailable", "The game store is unavailable; please try"
-                    " again shortly."),
+    "unavailable": ("503 Service Unavailable", "The game store is unavailable right now;"
+                    " your game is safe. Please try again in a moment."),
 }
 
 

@@ -24,6 +24,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from . import _clock
+from ._app import SessionlessApp
 from ._gateway import Gateway, InlineGateway
 from ._ratelog import ThrottledLog
 from ._settings import GATEWAY_OPTIONS, SERVE_OPTIONS, WAITRESS_DEFAULTS, validate
@@ -246,8 +247,14 @@ def serve(wsgi_app, host="127.0.0.1", port=8080, *, ready=None, **waitress_optio
     waitress, with the defaults of ``waitress_defaults`` for its limits.  ``ready``,
     if given, is called with the server's URL once it listens (useful with
     ``port=0``) and announces it; without it the URL is logged.  Returns
-    after a graceful stop.
+    after a graceful stop.  A ``SessionlessApp`` with durable routes opens
+    its store first (``SessionlessApp.open``): a store that cannot be
+    reached raises ``webcont._store.StoreUnavailable`` saying why.
     """
+    if isinstance(wsgi_app, SessionlessApp):
+        opened = wsgi_app.open()  # a store that cannot be reached fails here, not per request
+        if opened:
+            log.info("%s", opened)
     waitress_options.setdefault("threads", 1)
     server = Server(wsgi_app, host=host, port=port, **waitress_options)
     previous = {}

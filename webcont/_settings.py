@@ -70,6 +70,8 @@ APP_OPTIONS = {
                        " client has the proxy's address"),
     "sweep_interval": (positive_number, 5.0,
                        "seconds between passes expiring durable games past their deadline"),
+    "store_timeout": (positive_number, 5.0,
+                      "seconds a durable request waits for the store before it answers 503"),
 }
 
 #: gateway() / serve() options

@@ -13,6 +13,12 @@ pass, because a local commit costs less than the two thread hand-overs
 (bench/durable.py); when another process holds the lock the group goes
 to the writer thread, so the hub never waits for a lock.
 
+A store that cannot be reached never holds anyone: the thread connects
+(and reconnects after a connection error) once per group, and a group it
+cannot connect for fails at once with ``StoreUnavailable``.  ``failure``
+says since when the last connect or write failed; the hub answers 503
+without queueing anything while that is recent (``_durable``).
+
 Recording a step is a compare-and-set on the chain's step counter
 (``UPDATE ... WHERE step = ?``): when two processes race to answer the same
 step, exactly one wins and the other learns it lost.  Deadlines are computed
@@ -79,6 +85,10 @@ class _Busy(Exception):
     """Another connection holds the write lock (``begin_now``)."""
 
 
+#: seconds a connection attempt may take (PostgreSQL's connect_timeout)
+CONNECT_TIMEOUT = 5
+
+
 class ChainRecord:
     """A chain as loaded from the store: its row and its recorded steps."""
 
@@ -113,7 +123,10 @@ class LogStore:
         self._wakeup = threading.Condition(threading.Lock())
         self._closing = False
         self._connection = None
-        self._ready = concurrent.futures.Future()
+        # (reason, monotonic time) of the last failed connect or write, None
+        # once a write commits; written by the store thread, read anywhere
+        self.failure = None
+        self._ready = concurrent.futures.Future()  # the first connection attempt
         # written by whoever commits, read anywhere (benchmarks, tests): how
         # many write transactions committed, holding how many operations
         self.commits = 0
@@ -122,7 +135,20 @@ class LogStore:
         self._here_batch = []    # that thread's writes not yet committed
         self._thread = threading.Thread(target=self._run, name="webcont-store", daemon=True)
         self._thread.start()
-        self._ready.result(30)  # raise here if the store cannot be opened
+
+    @property
+    def where(self):
+        """The store's URL with any password hidden (for logs and messages)."""
+        return hide_password(self.url)
+
+    def wait_ready(self, timeout):
+        """Wait for the first connection (never on the hub); raise ``StoreUnavailable``
+        saying why if it failed or took longer than ``timeout`` seconds."""
+        try:
+            self._ready.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise StoreUnavailable("cannot open %s: no answer within %g s"
+                                   % (self.where, timeout)) from None
 
     # -- the store thread ---------------------------------------------------
 
@@ -168,6 +194,9 @@ class LogStore:
         batch, self._here_batch = self._here_batch, []
         if not batch:
             return
+        if not self._ready.done() or self.failure is not None:
+            self._enqueue_writes(batch)  # not connected yet, or failing: the writer's turn
+            return
         try:
             connection = self._here_connection()
             results = self._transaction(connection, batch, self.begin_now)
@@ -175,7 +204,8 @@ class LogStore:
             self._enqueue_writes(batch)
             return
         except Exception as exc:
-            log.exception("store transaction failed (%d operation(s))", len(batch))
+            if not _is_connection_error(exc):  # (the writer logs the store going down)
+                log.exception("store transaction failed (%d operation(s))", len(batch))
             self._drop_here()
             self._enqueue_writes(batch)  # the writer thread retries, reconnecting if need be
             return
@@ -214,13 +244,10 @@ class LogStore:
         self._thread.join(30)
 
     def _run(self):
-        try:
-            self._connection = self.connect()
-            self._execute_schema()
-        except Exception as exc:
-            self._ready.set_exception(StoreUnavailable("cannot open %s: %s" % (self.url, exc)))
-            return
-        self._ready.set_result(None)
+        if self._connect(first=True):
+            self._ready.set_result(None)
+        else:
+            self._ready.set_exception(StoreUnavailable(self.failure[0]))
         queue, wakeup = self._queue, self._wakeup
         while True:
             with wakeup:
@@ -230,12 +257,45 @@ class LogStore:
                     break
                 batch = list(queue)  # group commit: everything queued meanwhile
                 queue.clear()
+            if self._connection is None and not self._connect():
+                for _, future, _ in batch:  # fail fast: nobody waits on a dead store
+                    future.set_exception(StoreUnavailable(self.failure[0]))
+                continue
             self._commit_group(batch)
-        try:
-            self._connection.close()
-        except Exception:
-            pass
+        self._disconnect()
         self._drop_here()  # (its thread is idle or gone by now: close() is called last)
+
+    def _connect(self, first=False):
+        """Connect and make the tables if needed; False (``failure`` set) if that fails.
+
+        The first attempt's failure is not logged: it is raised to whoever
+        opens the store (``wait_ready``), or answered as 503."""
+        try:
+            self._connection = self.connect()
+            self._execute_schema()
+            return True
+        except Exception as exc:
+            self._disconnect()
+            self._failed("cannot open %s: %s" % (self.where, _one_line(exc)), quiet=first)
+            return False
+
+    def _disconnect(self):
+        """Close the writer's connection (the store thread)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def note_failure(self, reason):
+        """Count the store as failed now (any thread: the hub, when it hangs)."""
+        self._failed(reason)
+
+    def _failed(self, reason, quiet=False):
+        if self.failure is None and not quiet:  # one line when it goes down, not one per try
+            log.error("durable store unavailable: %s", reason)
+        self.failure = (reason, _clock.monotonic())
 
     def _commit_group(self, batch):
         reads = [item for item in batch if item[2]]
@@ -259,11 +319,18 @@ class LogStore:
                     self._connection.rollback()
                 except Exception:
                     pass
-                future.set_exception(StoreUnavailable(str(exc)) if _is_connection_error(exc)
-                                     else exc)
                 if _is_connection_error(exc):
-                    self._reconnect()
+                    future.set_exception(StoreUnavailable(_one_line(exc)))
+                    self._failed("%s: %s" % (self.where, _one_line(exc)))
+                    self._disconnect()
+                    if not self._connect():
+                        for _, later, _ in reads:
+                            if not later.done():
+                                later.set_exception(StoreUnavailable(self.failure[0]))
+                        return
                     cursor = None
+                else:
+                    future.set_exception(exc)
 
     def run_read(self, operation, cursor):
         """Run a read-only operation (a dialect may retry it)."""
@@ -273,18 +340,39 @@ class LogStore:
         """End the implicit transaction a read opened (PostgreSQL opens one)."""
 
     def _write_group(self, batch):
+        if self._connection is None and not self._connect():  # lost during the reads
+            for _, future in batch:
+                future.set_exception(StoreUnavailable(self.failure[0]))
+            return
         try:
             results = self._transaction(self._connection, batch, self.begin)
         except Exception as exc:
-            log.exception("store transaction failed (%d operation(s))", len(batch))
+            if _is_connection_error(exc):
+                self._failed("%s: %s" % (self.where, _one_line(exc)))
+            else:
+                log.exception("store transaction failed (%d operation(s))", len(batch))
             try:
                 self._connection.rollback()
             except Exception:
                 pass
-            self._reconnect()
+            self._disconnect()  # the next group connects afresh
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(StoreUnavailable(str(exc)))
+                    future.set_exception(StoreUnavailable(_one_line(exc)))
+            return
+        except Exception as exc:
+            if _is_connection_error(exc):
+                self._failed("%s: %s" % (self.where, _one_line(exc)))
+            else:
+                log.exception("store transaction failed (%d operation(s))", len(batch))
+            try:
+                self._connection.rollback()
+            except Exception:
+                pass
+            self._disconnect()  # the next group connects afresh
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(_one_line(exc)))
             return
         self._settle(results)
 
@@ -302,6 +390,8 @@ class LogStore:
         try:
             results = [(future, operation(self, cursor), None) for operation, future in batch]
         except Exception as exc:
+            if _is_connection_error(exc):
+                raise  # the connection, not an operation: the whole group fails
             connection.rollback()
             if len(batch) == 1:
                 return [(batch[0][1], None, exc)]  # nothing left to commit
@@ -310,6 +400,9 @@ class LogStore:
         connection.commit()
         self.commits += 1
         self.committed_operations += len(batch)
+        if self.failure is not None:
+            log.info("durable store %s reachable again", self.where)
+            self.failure = None
         return results
 
     def _one_by_one(self, cursor, batch):
@@ -332,16 +425,6 @@ class LogStore:
                 future.set_exception(error)
             else:
                 future.set_result(result)
-
-    def _reconnect(self):
-        try:
-            self._connection.close()
-        except Exception:
-            pass
-        try:
-            self._connection = self.connect()
-        except Exception:
-            log.exception("reconnecting to the store")
 
     def _execute_schema(self):
         cursor = self._connection.cursor()
@@ -499,6 +582,13 @@ class LogStore:
         cursor.execute("SELECT 1")
         return cursor.fetchone()[0] == 1
 
+    def op_touch(self, cursor):
+        """A real write (the health check's): a store that only reads is not healthy."""
+        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES ('alive', ?)"
+                                " ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+                       (repr(time.time()),))
+        return True
+
     def op_size(self, cursor):
         """(chains, steps, bytes of step events): for benchmarks and tests."""
         cursor.execute("SELECT COUNT(*) FROM webcont_chains")
@@ -506,6 +596,21 @@ class LogStore:
         cursor.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(events)), 0) FROM webcont_steps")
         steps, size = cursor.fetchone()
         return chains, steps, size
+
+
+def _one_line(exc):
+    """``exc`` as one short log line (drivers' messages run over several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def hide_password(url):
+    """``url`` with the password of its user part replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":%s@" % parts.password, ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _is_connection_error(exc):
@@ -628,7 +733,8 @@ class PostgresLogStore(LogStore):
             raise StoreUnavailable("postgresql:// stores need psycopg 3:"
                                    " install the [postgres] extra (pip install -e '.[postgres]'"
                                    " in a checkout of this project)") from None
-        return psycopg.connect(self.url)
+        options = {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT}
+        return psycopg.connect(self.url, **options)
 
     def sql(self, text):
         return text.replace("?", "%s")
@@ -657,13 +763,24 @@ def parse_store_url(url):
     raise ValueError("unsupported store URL %r: use sqlite:///path or postgresql://..." % url)
 
 
-def open_store(url):
+def open_store(url, wait=30.0):
     """Open the log store named by ``url``.
 
     ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
     ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
+    Waits up to ``wait`` seconds for it to connect (``StoreUnavailable`` if
+    it cannot); with ``wait=None`` it returns at once and connects on its
+    own thread (operations queued meanwhile run once it has).
     """
     kind, where, synchronous = parse_store_url(url)
     if kind == "sqlite":
-        return SqliteLogStore(url, where, synchronous)
-    return PostgresLogStore(where)
+        store = SqliteLogStore(url, where, synchronous)
+    else:
+        store = PostgresLogStore(where)
+    if wait is not None:
+        try:
+            store.wait_ready(wait)
+        except StoreUnavailable:
+            store.close()
+            raise
+    return store

@@ -267,3 +267,11 @@ def charger_app(store, calls_file, secret="s" * 32, **options):
     app = SessionlessApp(store=store, secret=secret, **options)
     app.route("/", charger, durable=True, version="1")
     return app
+
+
+def mixed_app(store, secret="s" * 32, **options):
+    """The adder, durable at ``/``, and the demo game kept in memory at ``/memory``."""
+    from webcont.demos import guess_the_number
+    app = adder_app(store, secret, **options)
+    app.route("/memory", guess_the_number)
+    return app

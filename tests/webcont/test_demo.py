@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,3 +67,38 @@ def test_a_secret_file_too_short_is_refused_and_left_alone(tmp_path, content):
     assert result.returncode == 2
     assert "fewer than the 16 an id secret needs" in result.stderr
     assert secret_file.read_text() == content
+
+
+@pytest.mark.parametrize("store, reason", [
+    ("postgresql://someone:hunter2@127.0.0.1:%d/games", "Connection refused"),
+    ("sqlite:///%s/not-a-directory/games.db", "File exists"),
+])
+def test_a_store_that_cannot_be_reached_at_start_is_a_clear_error(tmp_path, store, reason):
+    from tests.postgres_server import free_port
+    if store.startswith("postgresql"):
+        pytest.importorskip("psycopg", reason="postgresql stores need psycopg")
+        store = store % free_port()  # nothing listens there
+    else:
+        (tmp_path / "not-a-directory").write_text("")
+        store = store % tmp_path
+    started = time.monotonic()
+    result = run_demo("--port", "0", "--store", store, "--secret-file", str(tmp_path / "s"))
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1
+    assert result.stderr.count("demo: the store cannot be used: cannot open") == 1
+    assert reason in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout  # the password stays hidden
+    assert "Traceback" not in result.stderr
+    assert "http://" not in result.stdout  # it never listened
+
+
+def test_a_durable_demo_says_at_start_where_its_games_and_secret_are(tmp_path):
+    store = "sqlite:///%s" % (tmp_path / "games.db")
+    secret_file = tmp_path / "secret"
+    for created in (True, False):
+        with demo_process("--store", store, "--secret-file", str(secret_file)) as server:
+            pass
+        lines = [line for line in server.stderr_text.splitlines() if "durable games on" in line]
+        assert len(lines) == 1, server.stderr_text
+        assert "kept in %s" % store in lines[0] and str(secret_file) in lines[0]
+        assert lines[0].endswith("(just created)") == created

@@ -326,7 +326,9 @@ def test_a_commit_that_fails_after_its_request_gave_up_is_not_applied_twice(tmp_
         monkeypatch.setattr(LogStore, "op_record", locked)
         assert server.step(cid, n=5)[0] == 504
         monkeypatch.setattr(LogStore, "op_record", original)
-        time.sleep(1.2)  # the late commit fails meanwhile
+        # the late commit fails meanwhile, and the store's pause after a failure
+        # (RETRY_AFTER, 503 at once) ends
+        time.sleep(2.2)
         status, page = server.step(cid, n=5)  # the user retries
         assert status == 200 and state(page)["moves"] == "1"
         assert int(state(page)["total"]) == 5 + first_bonus  # not 10 + two bonuses
