@@ -30,11 +30,15 @@ def main(argv=None):
                         help="waitress worker threads (1: the worker is the hub itself)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds a game waits for the next guess (300)")
-    parser.add_argument("--store", help="keep games durable in this store:"
-                        " sqlite:///games.db or postgresql://user@host/db")
-    parser.add_argument("--secret-file", default="webcont-secret.txt",
-                        help="file holding the id secret for --store (created, mode 600,"
-                        " if there is none; never replaced)")
+    parser.add_argument("--store", metavar="URL", help="keep games durable in this store:"
+                        " sqlite:///games.db or postgresql://user@host/db; their ids are"
+                        " signed with the secret in --secret-file (by default"
+                        " webcont-secret.txt in the current directory)")
+    parser.add_argument("--secret-file", metavar="PATH", default="webcont-secret.txt",
+                        help="file holding the id secret for --store (webcont-secret.txt;"
+                        " created, mode 600, if there is none; never replaced). Use the"
+                        " same file at every start and on every node: with another"
+                        " secret, the store's games answer 404")
     parser.add_argument("--node", help="this node's name in a cluster (e.g. n0; needs --store)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:

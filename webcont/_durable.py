@@ -81,6 +81,12 @@ class IdSigner:
     def make(self, chain, step):
         return "%s.%d.%s" % (chain, step, self._mac(chain, step))
 
+    def fingerprint(self):
+        """A keyed fingerprint of the secret, kept in the store to tell whether
+        a process uses the secret its games were started with.  It is the MAC
+        of a text no id can have (a space), so it never verifies an id."""
+        return self._mac("secret fingerprint", 0)
+
     def parse(self, text):
         """``(chain, step)`` of a genuine id, else None (forged, tampered, malformed).
 
@@ -901,4 +907,14 @@ def open_chains(app, store, wait=None, secret_source=None):
             lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))))
         source = "kept in the store"
     chains.signer, chains.owners = IdSigner(secret), Owners(secret)
+    if source != "kept in the store":  # a secret kept there always fits its games
+        fingerprint = chains.signer.fingerprint()
+        others = (wait or chains._wait)(store.submit(
+            lambda s, cursor: s.op_fingerprint(cursor, fingerprint)))
+        if others:
+            log.warning("THE ID SECRET DOES NOT FIT THIS STORE: %d game(s) waiting in %s were"
+                        " started with another secret, and every link to them will answer"
+                        " 404 with this one (id secret %s). Start with the secret they were"
+                        " made with (the same --secret-file, secret= or WEBCONT_SECRET)"
+                        " unless losing them is what you want", others, store.where, source)
     return chains, "durable games on: kept in %s; id secret %s" % (store.where, source)

@@ -578,6 +578,23 @@ class LogStore:
         cursor.execute("SELECT value FROM webcont_meta WHERE name = 'secret'")
         return cursor.fetchone()[0]
 
+    def op_fingerprint(self, cursor, fingerprint):
+        """How many live chains were started with a secret whose fingerprint
+        is not ``fingerprint`` (0 if it is the one recorded).  With no live
+        chain left, ``fingerprint`` becomes the recorded one."""
+        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES"
+                                " ('secret fingerprint', ?) ON CONFLICT (name) DO NOTHING"),
+                       (fingerprint,))
+        cursor.execute("SELECT value FROM webcont_meta WHERE name = 'secret fingerprint'")
+        if cursor.fetchone()[0] == fingerprint:
+            return 0
+        cursor.execute("SELECT COUNT(*) FROM webcont_chains WHERE state = 'live'")
+        others = cursor.fetchone()[0]
+        if not others:  # nothing to lose: this secret's games are the store's from now on
+            cursor.execute(self.sql("UPDATE webcont_meta SET value = ?"
+                                    " WHERE name = 'secret fingerprint'"), (fingerprint,))
+        return others
+
     def op_ping(self, cursor):
         cursor.execute("SELECT 1")
         return cursor.fetchone()[0] == 1

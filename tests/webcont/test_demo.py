@@ -102,3 +102,36 @@ def test_a_durable_demo_says_at_start_where_its_games_and_secret_are(tmp_path):
         assert len(lines) == 1, server.stderr_text
         assert "kept in %s" % store in lines[0] and str(secret_file) in lines[0]
         assert lines[0].endswith("(just created)") == created
+
+
+def test_a_secret_that_does_not_fit_the_stores_games_is_warned_about_loudly(tmp_path):
+    store = "sqlite:///%s" % (tmp_path / "games.db")
+    first, other = str(tmp_path / "first"), str(tmp_path / "elsewhere" / "secret")
+    os.mkdir(tmp_path / "elsewhere")
+    with demo_process("--store", store, "--secret-file", first) as server:
+        client = Client(server.port)
+        _, _, page = client.get("/")
+        status, _, page = client.get("/", __wc=continuation_id(page), guess=50)
+        if "Yay" in page:  # one game in a hundred is won at once: play another
+            _, _, page = client.get("/")
+            status, _, page = client.get("/", __wc=continuation_id(page), guess=51)
+        assert status == 200 and "Yay" not in page
+    assert "DOES NOT FIT" not in server.stderr_text
+    # started from another directory: a new secret file, and the game is lost to it
+    with demo_process("--store", store, "--secret-file", other) as server:
+        pass
+    warnings = [line for line in server.stderr_text.splitlines() if "DOES NOT FIT" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert "1 game(s) waiting" in warnings[0] and other in warnings[0]
+    with demo_process("--store", store, "--secret-file", first) as server:
+        status, _, page = Client(server.port).get("/", __wc=continuation_id(page), guess=25)
+        assert status == 200  # the right secret again: the game goes on
+    assert "DOES NOT FIT" not in server.stderr_text
+
+
+def test_the_default_secret_file_is_documented_next_to_store_and_ignored_by_git():
+    options = run_demo("--help").stdout.split("options:")[1]
+    store_help = options[options.index("--store URL"):options.index("--secret-file PATH")]
+    assert "webcont-secret.txt" in "".join(store_help.split())  # (wrapped at its hyphen)
+    with open(os.path.join(ROOT, ".gitignore")) as ignored:
+        assert "webcont-secret.txt" in ignored.read().split()

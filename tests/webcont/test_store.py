@@ -165,3 +165,20 @@ def test_with_synchronous_full_commit_soon_leaves_the_fsync_to_the_writer_thread
         assert ran_on[0] != threading.get_ident()
     finally:
         store.close()
+
+
+def test_the_secret_fingerprint_names_the_live_games_another_secret_would_lose(store_url):
+    store = open_store(store_url)
+    try:
+        def check(fingerprint):
+            return store.submit(lambda s, cursor: s.op_fingerprint(cursor, fingerprint)).result(10)
+        assert check("A") == 0  # the first one is recorded
+        assert start(store, "game").result(10) is True
+        assert check("A") == 0
+        assert check("B") == 1  # one game waits that B's ids cannot reach
+        assert check("B") == 1  # and A stays the recorded one
+        assert store.submit(lambda s, cursor: s.op_end(cursor, "game", "expired")).result(10)
+        assert check("B") == 0  # nothing left to lose: B is recorded now
+        assert check("A") == 0
+    finally:
+        store.close()
