@@ -463,6 +463,12 @@ class SessionlessApp:
         path = environ.get("PATH_INFO", "/") or "/"
         if path == "/healthz" and "/healthz" not in self.routes:
             return self._health(environ, start_response)
+        if path == "/favicon.ico" and path not in self.routes:
+            # every browser asks for it with every new page: a 404 and a log
+            # line each time is noise; "no icon", cached for a day, is not
+            start_response("204 No Content", [("Cache-Control", "max-age=86400")] + [
+                header for header in self.response_headers if header[0] != "Cache-Control"])
+            return [b""]
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
                 wc = parameters[CONTINUATION_PARAMETER][0]

@@ -37,24 +37,21 @@ class ThrottledLog:
         self.message = message
         self.interval = interval
         self.clock = clock
-        self._next = None      # when the next line may be written
+        self._written = None   # when the last line was written
         self._folded = 0       # occurrences not written since the last line
 
     def __call__(self, *args):
         now = self.clock()
-        if self._next is not None and now < self._next:
+        written = self._written
+        if written is not None and now < written + self.interval:
             self._folded += 1
             return False
         if self._folded:
+            # all of them since the last line, which may be long before one interval ago
             self.logger.log(self.level, self.message + " (and %d more like it in the last %.0f s)",
-                            *(args + (self._folded, self.interval)))
+                            *(args + (self._folded, now - written)))
         else:
             self.logger.log(self.level, self.message, *args)
         self._folded = 0
-        self._next = now + self.interval
+        self._written = now
         return True
-
-    def warning(self, message, *args):
-        """Stand in for a ``logging.Logger`` whose only use is ``warning`` (waitress'
-        queue logger): ``message`` is ignored, ``args`` fill this log's own message."""
-        return self(*args)

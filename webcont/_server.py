@@ -112,6 +112,28 @@ class _HubChannel(_Channel):
         self.hub.serve_task(super().service, self)
 
 
+class _QueueWarnings:
+    """Stands in for waitress' queue logger (its only use is ``warning``).
+
+    waitress warns on every request queued while its workers are busy: with
+    one worker (the hub) that is every burst, and one browser makes bursts
+    (a page and its favicon arrive together: "Task queue depth is 1").  Only
+    a backlog of ``QUEUE_WARNING_DEPTH`` requests is worth a line, throttled.
+    """
+
+    def __init__(self):
+        self._log = ThrottledLog(logging.getLogger("waitress.queue"), logging.WARNING,
+                                 "Task queue depth is %d")
+
+    def warning(self, message, depth, *args):
+        if depth >= QUEUE_WARNING_DEPTH:
+            self._log(depth)
+
+
+#: the waitress queue depth from which a backlog is logged
+QUEUE_WARNING_DEPTH = 10
+
+
 class Server:
     """A running webcont server: waitress plus the hub (used by ``serve``)."""
 
@@ -135,11 +157,7 @@ class Server:
             self.waitress.channel_class = _Channel
         dispatcher = self.waitress.task_dispatcher
         if hasattr(dispatcher, "queue_logger"):
-            # waitress warns on every request queued while its workers are busy:
-            # with one worker (the hub) that is every burst, so a line per request
-            dispatcher.queue_logger = ThrottledLog(
-                logging.getLogger("waitress.queue"), logging.WARNING,
-                "Task queue depth is %d")
+            dispatcher.queue_logger = _QueueWarnings()
         self._stop_requested = threading.Event()
         self.read_timeout = serve_options["read_timeout"]
         self._next_read_check = 0.0

@@ -135,3 +135,27 @@ def test_the_default_secret_file_is_documented_next_to_store_and_ignored_by_git(
     assert "webcont-secret.txt" in "".join(store_help.split())  # (wrapped at its hyphen)
     with open(os.path.join(ROOT, ".gitignore")) as ignored:
         assert "webcont-secret.txt" in ignored.read().split()
+
+
+def test_one_player_leaves_a_quiet_log_favicons_and_all(tmp_path):
+    """A browser asks for the page and the favicon at once, on two connections."""
+    import threading
+    with demo_process("--store", "sqlite:///%s" % (tmp_path / "g.db"),
+                      "--secret-file", str(tmp_path / "secret")) as server:
+        client, icons = Client(server.port), Client(server.port)
+        status, headers, body = icons.get("/favicon.ico")
+        assert status == 204 and body == "" and "max-age" in headers["Cache-Control"]
+        page = None
+        for guess in (50, 25, 75, 12, 88, 6, 94):
+            fetched = threading.Thread(target=icons.get, args=("/favicon.ico",))
+            fetched.start()  # together with the page, as a browser does
+            if page is None:
+                status, _, page = client.get("/")
+            else:
+                status, _, page = client.get("/", __wc=continuation_id(page), guess=guess)
+            fetched.join(10)
+            assert status == 200
+            if won(page):
+                page = None
+    log = server.stderr_text
+    assert "WARNING" not in log and "favicon" not in log and "404" not in log, log

@@ -384,6 +384,21 @@ def test_throttled_log_writes_the_first_line_then_one_per_interval_with_a_count(
     assert lines[1] == "depth 21 (and 19 more like it in the last 10 s)"
 
 
+def test_throttled_logs_count_says_over_how_long_it_was_counted(caplog):
+    now = [0.0]
+    throttled = ThrottledLog(logging.getLogger("t"), logging.WARNING, "depth %d",
+                             interval=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="t"):
+        throttled(1)
+        for depth in range(200):  # a burst in the first second
+            now[0] += 0.005
+            throttled(depth)
+        now[0] = 100.0  # then quiet until one more, 100 s after the first line
+        throttled(7)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == ["depth 1", "depth 7 (and 200 more like it in the last 100 s)"]
+
+
 def call(app, path="/", query=""):
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
                "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")}
