@@ -3,7 +3,7 @@
 Use it as ``import stackless_compat as stackless``, or call
 ``stackless_compat.install()`` once so that ``import stackless`` works
 unchanged.  The behaviour is the one documented for Stackless Python 3
-(``reference/stackless-docs/``); ``docs/compatibility.md`` lists where it
+(Stackless' ``Doc/library/stackless/``); ``docs/compatibility.md`` lists where it
 differs (tasklet pickling is not possible on greenlet).
 """
 

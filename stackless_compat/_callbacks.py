@@ -2,7 +2,7 @@
 
 Both live in one holder, ``hooks``, whose attributes the hot paths read once
 per operation (``hooks.channel is None`` is the whole cost when unset).
-Defined by ``reference/stackless-docs/stackless.rst`` (Callback functions).
+Defined by Stackless' ``Doc/library/stackless/stackless.rst`` (Callback functions).
 """
 
 import sys

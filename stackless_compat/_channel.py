@@ -1,6 +1,6 @@
 """``channel``: a rendezvous between tasklets, not a queue.
 
-Defined by ``reference/stackless-docs/channels.rst``.  Whichever side comes
+Defined by Stackless' ``Doc/library/stackless/channels.rst``.  Whichever side comes
 first blocks in the channel (``balance`` > 0: senders wait, < 0: receivers
 wait); when the other side arrives the value passes directly.  ``_action``
 is the one hand-over, shared by every send and receive flavour: it applies

@@ -1,6 +1,6 @@
 """Stackless' exception types: ``TaskletExit`` and ``bomb``.
 
-Defined by ``reference/stackless-docs/stackless.rst`` (Exceptions) and the
+Defined by Stackless' ``Doc/library/stackless/stackless.rst`` (Exceptions) and the
 ``bomb`` type of Stackless C (``Stackless/module/scheduling.c``).
 """
 

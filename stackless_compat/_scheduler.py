@@ -1,7 +1,7 @@
 """The per-thread scheduler: the run queue, switching, and how tasklets end.
 
 Stackless keeps one circular run queue per thread whose head is the running
-tasklet (``reference/stackless-docs/tasklets.rst``, "Tasklet Life Cycle").
+tasklet (Stackless' ``Doc/library/stackless/tasklets.rst``, "Tasklet Life Cycle").
 ``Scheduler`` owns that ring; nothing else changes its links.  Switching to
 a tasklet that is already in the ring just rotates the ring so it becomes the
 head, which is why ``t.run()`` of a scheduled tasklet also runs whoever
@@ -367,7 +367,7 @@ def _bootstrap(value):
     return scheduler.end_current(error)
 
 
-# -- the public scheduling functions (reference/stackless-docs/stackless.rst) --
+# -- the public scheduling functions (Stackless' Doc/library/stackless/stackless.rst) --
 
 _CURRENT = object()  # the default of schedule()'s retval: the current tasklet
 

@@ -1,6 +1,6 @@
 """``tasklet``: a microthread, run on a greenlet created when it first runs.
 
-Defined by ``reference/stackless-docs/tasklets.rst``.  Every change to the
+Defined by Stackless' ``Doc/library/stackless/tasklets.rst``.  Every change to the
 run queue is a request to the tasklet's ``Scheduler``; a blocked tasklet is
 held by its channel.  The life cycle is Stackless' state chart: not alive
 (unbound, or bound to a function) -> alive (paused, scheduled, blocked, or

@@ -1,7 +1,7 @@
 """Threads: the scheduler registry, each scheduler's inbox, and thread waits.
 
 Every thread has its own ``Scheduler`` (greenlets cannot switch across
-threads, ``reference/stackless-docs/threads.rst``).  Other threads never
+threads, Stackless' ``Doc/library/stackless/threads.rst``).  Other threads never
 touch a scheduler's run queue: to make one of its tasklets runnable they
 append it to that scheduler's ``Inbox`` and wake the thread; the owner
 drains the inbox at its next switch.  A thread whose last runnable tasklet

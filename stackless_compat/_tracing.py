@@ -1,7 +1,7 @@
 """Per-tasklet trace and profile functions (``tasklet.trace_function``).
 
 In Stackless, ``sys.settrace`` covers only the current tasklet
-(``reference/stackless-docs/debugging.rst``).  Swapping the thread's trace
+(Stackless' ``Doc/library/stackless/debugging.rst``).  Swapping the thread's trace
 and profile functions on every switch would cost every program, so it
 starts only once some tasklet's ``trace_function`` or ``profile_function``
 is set: from then on this thread's switches save the outgoing tasklet's

@@ -1,7 +1,7 @@
 """``run(timeout=N)``: preemptive scheduling by the watchdog.
 
 Stackless counts interpreter instructions and interrupts a tasklet that runs
-``N`` of them without switching (``reference/stackless-docs/scheduler.rst``,
+``N`` of them without switching (Stackless' ``Doc/library/stackless/scheduler.rst``,
 "Pre-emptive scheduling").  CPython 3.11 has no instruction counter for us,
 so while a timed ``run()`` is in progress a trace function counts *line*
 events of tasklet code: one tick is one line of Python executed (a one-line

@@ -1,5 +1,5 @@
-# The seed program (shared/seed/app_sessionless_py2.py) ported to Python 3
-# with ONLY the edits allowed by shared/seed/README.md: the stackless_compat
+# The seed program (app_sessionless_py2.py, the original Stackless Python 2
+# example) ported to Python 3 with ONLY the edits its owners allowed: the stackless_compat
 # import, hashlib.md5, urllib.parse.parse_qs, the except tuple, list() around
 # keys() while deleting, bytes bodies, and webcont.serve instead of
 # stacklesswsgi.  Everything else, bugs included, is exactly the seed.

@@ -7,7 +7,8 @@ then ``req.parameters`` holds that request's parameters and the function
 goes on.  Its return value is the last page.  All of this runs on the hub
 (``_hub``), one tasklet per controller.
 
-Compared with the seed (``shared/seed/``), ids are unguessable and single
+Compared with the seed (the original Python 2 program, ported with only
+the allowed edits in ``tests/seed_app.py``), ids are unguessable and single
 use, expiry runs on a timer in O(log n), the number of live continuations is
 capped, bad input and unknown ids get clear pages, and a controller that
 raises gets a 500 page instead of a hanging request.

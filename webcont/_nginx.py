@@ -87,17 +87,25 @@ def nginx_config(listen, nodes, fail_timeout=10, full=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m webcont nginx-config",
-                                     description="Print an nginx configuration routing"
-                                     " webcont games to their nodes.")
-    parser.add_argument("command", choices=["nginx-config"])
-    parser.add_argument("--listen", default="127.0.0.1:8080", help="address nginx listens on")
+    parser = argparse.ArgumentParser(
+        prog="python -m webcont",
+        usage="python -m webcont nginx-config --node NAME=HOST:PORT [--node ...] [options]",
+        description="Print an nginx configuration routing webcont games to their nodes"
+        " (docs/deploy.md).",
+        epilog="example: python -m webcont nginx-config --node n0=127.0.0.1:9000"
+        " --node n1=127.0.0.1:9001 > /etc/nginx/conf.d/webcont.conf")
+    parser.add_argument("command", choices=["nginx-config"], metavar="nginx-config",
+                        help="the command (the only one)")
+    parser.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                        help="address nginx listens on (default: %(default)s)")
     parser.add_argument("--node", action="append", default=[], metavar="NAME=HOST:PORT",
-                        help="a webcont node (repeat for each)")
-    parser.add_argument("--fail-timeout", type=int, default=10,
-                        help="seconds a failed node is skipped before nginx tries it again")
+                        help="a webcont node, as started with demo.py --node NAME --port PORT"
+                        " (repeat for each; at least one)")
+    parser.add_argument("--fail-timeout", type=int, default=10, metavar="SECONDS",
+                        help="seconds a failed node is skipped before nginx tries it again"
+                        " (default: %(default)s)")
     parser.add_argument("--full", action="store_true",
-                        help="a complete nginx.conf instead of an http-level snippet")
+                        help="print a complete nginx.conf instead of an http-level snippet")
     args = parser.parse_args(argv)
     nodes = []
     for text in args.node:

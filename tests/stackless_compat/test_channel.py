@@ -1,4 +1,4 @@
-"""Tests of ``stackless_compat.channel`` (reference/stackless-docs/channels.rst).
+"""Tests of ``stackless_compat.channel`` (Stackless' Doc/library/stackless/channels.rst).
 
 Where channels.rst is vague about who runs first, the ``preference``
 section and Stackless C (``generic_channel_action``) decide: the preferred

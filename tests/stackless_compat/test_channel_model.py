@@ -3,7 +3,7 @@
 ``ChannelMachine`` drives real ``stackless_compat`` tasklets ("actors") and
 channels, and at the same time a small model (``Model``) of what Stackless C
 does (``channelobject.c``/``scheduling.c``, and
-``reference/stackless-docs/``): the run queue is a list whose first element
+Stackless' ``Doc/library/stackless/``): the run queue is a list whose first element
 is the running tasklet, each channel holds a FIFO of blocked tasklets.
 
 Every actor executes a *script*: a list of operations ("send", "sendx"

@@ -1,6 +1,6 @@
 """The public surface of ``stackless_compat``: the names legacy Stackless code
-imports, ``install()`` and ``TaskletExit`` (reference/stackless-docs/stackless.rst,
-spec/stackless-api.md)."""
+imports, ``install()`` and ``TaskletExit`` (Stackless' Doc/library/stackless/stackless.rst,
+README.md)."""
 
 import builtins
 import importlib

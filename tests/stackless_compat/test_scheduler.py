@@ -1,4 +1,4 @@
-"""Tests of the scheduler functions (reference/stackless-docs/stackless.rst,
+"""Tests of the scheduler functions (Stackless' Doc/library/stackless/stackless.rst,
 scheduler.rst): run, schedule, schedule_remove, the introspection functions
 and module attributes, atomic, enable_softswitch, switch_trap and the
 schedule callback.  ``run(timeout=...)`` and threads are not covered here.

@@ -1,4 +1,4 @@
-"""Tests of ``stackless_compat.tasklet`` (reference/stackless-docs/tasklets.rst).
+"""Tests of ``stackless_compat.tasklet`` (Stackless' Doc/library/stackless/tasklets.rst).
 
 Order of execution is checked with an ``events`` list.  Every test leaves
 only the main tasklet runnable (the autouse fixture in ``tests/conftest.py``

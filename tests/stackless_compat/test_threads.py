@@ -1,6 +1,6 @@
 """Threads: one scheduler per thread, channels across threads, thread waits.
 
-Defined by reference/stackless-docs/threads.rst.  These tests use real
+Defined by Stackless' Doc/library/stackless/threads.rst.  These tests use real
 threads; every thread they start is joined.
 """
 

@@ -1,4 +1,4 @@
-"""webcont's public names: the contract of shared/spec/webcont.md, documented."""
+"""webcont's public names: the documented contract (the README and docs/), all present."""
 
 import inspect
 

@@ -54,3 +54,27 @@ def test_the_readme_tutorial_prints_where_to_go_and_handles_bad_input():
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 0, process.stderr.read()
+
+
+def test_python_m_webcont_help_reads_without_braces_and_shows_its_defaults():
+    result = subprocess.run([sys.executable, "-m", "webcont", "--help"], cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0
+    assert "{" not in result.stdout
+    assert "usage: python -m webcont nginx-config" in result.stdout
+    assert "(default: 127.0.0.1:8080)" in result.stdout and "(default: 10)" in result.stdout
+
+
+def test_user_docs_cite_nothing_outside_the_repository_and_no_lab_commits():
+    paths = [os.path.join(ROOT, "README.md")]
+    paths += [os.path.join(ROOT, "docs", name) for name in os.listdir(os.path.join(ROOT, "docs"))]
+    for package in ("webcont", "stackless_compat"):
+        paths += [os.path.join(ROOT, package, name)
+                  for name in os.listdir(os.path.join(ROOT, package)) if name.endswith(".py")]
+    for path in paths:
+        with open(path, encoding="utf-8") as text:
+            content = text.read()
+        assert "shared/" not in content and "stackless-docs" not in content, path
+        if path.endswith(".md"):
+            assert not re.search(r"\bcommit [0-9a-f]{7}", content), path
