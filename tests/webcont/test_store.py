@@ -182,3 +182,13 @@ def test_the_secret_fingerprint_names_the_live_games_another_secret_would_lose(s
         assert check("A") == 0
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://ann:s3cret@db.example/games", "postgresql://ann:***@db.example/games"),
+    ("postgresql://ann@db.example/games", "postgresql://ann@db.example/games"),
+    ("sqlite:///games.db", "sqlite:///games.db"),
+])
+def test_a_stores_address_in_logs_never_shows_its_password(url, shown):
+    from webcont._store import hide_password
+    assert hide_password(url) == shown
