@@ -554,10 +554,16 @@ class LogStore:
         return ended
 
     def op_purge(self, cursor, older_than):
-        """Forget tombstones not touched for ``older_than`` seconds."""
+        """Forget tombstones not touched for ``older_than`` seconds.
+
+        Two ranges of the ``(state, deadline)`` index instead of ``<> 'live'``,
+        which SQLite answers by scanning every chain: ~150 ms a sweep with
+        a million live games, holding the write lock and the store thread
+        that resumes wait for (bench/million.py).
+        """
         cursor.execute(self.sql(
-            "DELETE FROM webcont_chains WHERE state <> 'live' AND updated < %s - ?"
-            % self.now_sql), (older_than,))
+            "DELETE FROM webcont_chains WHERE (state < 'live' OR state > 'live')"
+            " AND updated < %s - ?" % self.now_sql), (older_than,))
         return cursor.rowcount
 
     def op_steps(self, cursor, chains):
