@@ -34,7 +34,8 @@ from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
 from ._refusals import Refusal, render
 from ._settings import APP_OPTIONS, validate
-from ._store import StoreUnavailable, parse_store_url
+from ._dialects import parse_store_url
+from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

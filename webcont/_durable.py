@@ -49,7 +49,8 @@ from ._owner import Owners
 from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
 from ._ratelog import ThrottledLog
 from ._refusals import Refusal
-from ._store import StoreUnavailable, open_store
+from ._dialects import open_store
+from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -19,62 +19,22 @@ cannot connect for fails at once with ``StoreUnavailable``.  ``failure``
 says since when the last connect or write failed; the hub answers 503
 without queueing anything while that is recent (``_durable``).
 
-Recording a step is a compare-and-set on the chain's step counter
-(``UPDATE ... WHERE step = ?``): when two processes race to answer the same
-step, exactly one wins and the other learns it lost.  Deadlines are computed
-with the store's clock, so several machines agree on them.
-
-What each SQLite mode survives (WAL journal): ``synchronous=NORMAL`` (the
-default) survives a crash of the process, but the last commits before a
-power loss or OS crash may be lost; ``synchronous=FULL`` survives those too,
-at the cost of an fsync per commit group.
+What is stored and the operations on it are in ``_operations``; SQLite
+and PostgreSQL, and opening a store from its URL, in ``_dialects``.
 """
 
 import concurrent.futures
-import json
 import logging
-import os
 import threading
-import time
 import urllib.parse
 from collections import deque
 
 from . import _clock
+from ._operations import SCHEMA, LogOperations
 
 log = logging.getLogger(__name__)
 
-__all__ = ["open_store", "LogStore", "StoreUnavailable", "ChainRecord"]
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS webcont_chains (
-        chain TEXT PRIMARY KEY,
-        route TEXT NOT NULL,
-        version TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        deadline DOUBLE PRECISION,
-        final TEXT,
-        updated DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS webcont_chains_due ON webcont_chains (state, deadline)",
-    """CREATE TABLE IF NOT EXISTS webcont_meta (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS webcont_steps (
-        chain TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        events TEXT NOT NULL,
-        PRIMARY KEY (chain, step)){clustered}""",
-    # req.to_thread results of a step not recorded yet: committed before the
-    # controller goes on, so that a crash before the step's own commit does
-    # not run the call again for the same answer (deleted with the step)
-    """CREATE TABLE IF NOT EXISTS webcont_calls (
-        chain TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        input TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        PRIMARY KEY (chain, step, seq)){clustered}""",
-]
+__all__ = ["LogStore", "StoreUnavailable", "hide_password"]
 
 
 class StoreUnavailable(Exception):
@@ -85,31 +45,9 @@ class _Busy(Exception):
     """Another connection holds the write lock (``begin_now``)."""
 
 
-#: seconds a connection attempt may take (PostgreSQL's connect_timeout)
-CONNECT_TIMEOUT = 5
 
 
-class ChainRecord:
-    """A chain as loaded from the store: its row and its recorded steps."""
-
-    __slots__ = ("chain", "route", "version", "step", "state", "final", "remaining", "steps",
-                 "size", "calls")
-
-    def __init__(self, chain, route, version, step, state, final, remaining, steps, size=0,
-                 calls=()):
-        self.chain = chain
-        self.route = route
-        self.version = version
-        self.step = step            # steps recorded so far
-        self.state = state          # "live", "done", "expired", "failed" or "broken"
-        self.final = final          # a finished chain's last answer and page (JSON)
-        self.remaining = remaining  # seconds to its deadline (store clock), if live
-        self.steps = steps          # [events, ...] decoded from JSON, in order
-        self.size = size            # UTF-8 bytes of the steps' JSON (max_game_bytes)
-        self.calls = calls          # [(input, outcome), ...] of the step in progress (op_call)
-
-
-class LogStore:
+class LogStore(LogOperations):
     """The dialect-independent operations; subclasses connect and adapt SQL."""
 
     now_sql = None  # SQL for the store clock, seconds since the epoch
@@ -437,7 +375,7 @@ class LogStore:
 
     def _execute_schema(self):
         cursor = self._connection.cursor()
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             cursor.execute(statement.replace("{clustered}", self.clustered))
         self._connection.commit()
 
@@ -463,179 +401,6 @@ class LogStore:
     def sql(self, text):
         return text
 
-    # -- the operations (run on the store thread, inside the group transaction) --
-
-    def op_start(self, cursor, chain, route, version, events, timeout):
-        """Create ``chain`` with its first step (step 0) recorded."""
-        cursor.execute(self.sql(
-            "INSERT INTO webcont_chains (chain, route, version, step, state, deadline, updated)"
-            " VALUES (?, ?, ?, 1, 'live', %s + ?, %s)" % (self.now_sql, self.now_sql)),
-            (chain, route, version, timeout))
-        cursor.execute(self.sql("INSERT INTO webcont_steps (chain, step, events) VALUES (?, 0, ?)"),
-                       (chain, _dumps(events)))
-        return True
-
-    def op_record(self, cursor, chain, step, events, timeout, final=None):
-        """Record step ``step`` if the chain still waits for it (compare-and-set).
-
-        With ``final`` the controller finished: the chain becomes a small
-        tombstone keeping its last page, and its log is deleted.  Returns
-        False if another request or process recorded that step first.
-        """
-        if final is None:
-            cursor.execute(self.sql(
-                "UPDATE webcont_chains SET step = step + 1, deadline = %s + ?, updated = %s"
-                " WHERE chain = ? AND step = ? AND state = 'live'" % (self.now_sql, self.now_sql)),
-                (timeout, chain, step))
-            if cursor.rowcount != 1:
-                return False
-            cursor.execute(self.sql(
-                "INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
-                (chain, step, _dumps(events)))
-            if _made_calls(events):  # now in the step's events
-                cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
-            return True
-        cursor.execute(self.sql(
-            "UPDATE webcont_chains SET step = step + 1, state = 'done', deadline = NULL,"
-            " final = ?, updated = %s WHERE chain = ? AND step = ? AND state = 'live'"
-            % self.now_sql), (final, chain, step))
-        if cursor.rowcount != 1:
-            return False
-        cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
-        if _made_calls(events):
-            cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
-        return True
-
-    def op_load(self, cursor, chain):
-        """The chain and all its steps in one query, or None."""
-        cursor.execute(self.sql(
-            "SELECT c.route, c.version, c.step, c.state, c.final, c.deadline - %s, s.events"
-            " FROM webcont_chains c LEFT JOIN webcont_steps s ON s.chain = c.chain"
-            " WHERE c.chain = ? ORDER BY s.step" % self.now_sql), (chain,))
-        rows = cursor.fetchall()
-        if not rows:
-            return None
-        route, version, step, state, final, remaining, _ = rows[0]
-        # one parse of all the steps: five times faster than a parse per row
-        # (here, on the store thread: a long log costs the hub nothing to parse)
-        text = ",".join(row[6] for row in rows if row[6] is not None)
-        steps = json.loads("[%s]" % text)
-        size = len(text.encode("utf-8")) - max(len(steps) - 1, 0)  # without the commas
-        calls = ()
-        if state == "live":
-            cursor.execute(self.sql("SELECT input, outcome FROM webcont_calls"
-                                    " WHERE chain = ? AND step = ? ORDER BY seq"), (chain, step))
-            calls = [(json.loads(input), json.loads(outcome)) for input, outcome in cursor]
-        return ChainRecord(chain, route, version, step, state, final,
-                           0.0 if remaining is None else float(remaining), steps, size, calls)
-
-    def op_call(self, cursor, chain, step, seq, input, outcome):
-        """Record the outcome of call ``seq`` of step ``step`` (still unrecorded).
-
-        Returns False if the chain is no longer live at that step.
-        """
-        cursor.execute(self.sql("SELECT step FROM webcont_chains WHERE chain = ? AND"
-                                " state = 'live'"), (chain,))
-        row = cursor.fetchone()
-        if row is None or row[0] != step:
-            return False
-        cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ? AND step = ?"
-                                " AND seq >= ?"), (chain, step, seq))
-        cursor.execute(self.sql("INSERT INTO webcont_calls (chain, step, seq, input, outcome)"
-                                " VALUES (?, ?, ?, ?, ?)"),
-                       (chain, step, seq, _dumps(input), _dumps(outcome)))
-        return True
-
-    def op_due(self, cursor, limit):
-        """Up to ``limit`` live chains past their deadline, oldest first (index scan)."""
-        cursor.execute(self.sql(
-            "SELECT chain FROM webcont_chains WHERE state = 'live' AND deadline < %s"
-            " ORDER BY deadline LIMIT ?" % self.now_sql), (limit,))
-        return [row[0] for row in cursor.fetchall()]
-
-    def op_end(self, cursor, chain, state, step=None):
-        """Mark a live chain ``expired``, ``failed`` or ``broken``; delete its log.
-
-        With ``step``, only if the chain is still at that step.
-        """
-        condition = "" if step is None else " AND step = %d" % int(step)
-        cursor.execute(self.sql(
-            "UPDATE webcont_chains SET state = ?, deadline = NULL, updated = %s"
-            " WHERE chain = ? AND state = 'live'%s" % (self.now_sql, condition)),
-            (state, chain))
-        ended = cursor.rowcount == 1
-        if ended:
-            cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
-            cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
-        return ended
-
-    def op_purge(self, cursor, older_than):
-        """Forget tombstones not touched for ``older_than`` seconds.
-
-        Two ranges of the ``(state, deadline)`` index instead of ``<> 'live'``,
-        which SQLite answers by scanning every chain: ~150 ms a sweep with
-        a million live games, holding the write lock and the store thread
-        that resumes wait for (bench/million.py).
-        """
-        cursor.execute(self.sql(
-            "DELETE FROM webcont_chains WHERE (state < 'live' OR state > 'live')"
-            " AND updated < %s - ?" % self.now_sql), (older_than,))
-        return cursor.rowcount
-
-    def op_steps(self, cursor, chains):
-        """``{chain: step}`` of the live chains among ``chains``."""
-        result = {}
-        for start in range(0, len(chains), 500):
-            part = chains[start:start + 500]
-            cursor.execute(self.sql(
-                "SELECT chain, step FROM webcont_chains WHERE state = 'live' AND chain IN (%s)"
-                % ", ".join("?" * len(part))), part)
-            result.update(cursor.fetchall())
-        return result
-
-    def op_secret(self, cursor, candidate):
-        """The id secret kept in the store, created as ``candidate`` if there is none."""
-        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES ('secret', ?)"
-                                " ON CONFLICT (name) DO NOTHING"), (candidate,))
-        cursor.execute("SELECT value FROM webcont_meta WHERE name = 'secret'")
-        return cursor.fetchone()[0]
-
-    def op_fingerprint(self, cursor, fingerprint):
-        """How many live chains were started with a secret whose fingerprint
-        is not ``fingerprint`` (0 if it is the one recorded).  With no live
-        chain left, ``fingerprint`` becomes the recorded one."""
-        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES"
-                                " ('secret fingerprint', ?) ON CONFLICT (name) DO NOTHING"),
-                       (fingerprint,))
-        cursor.execute("SELECT value FROM webcont_meta WHERE name = 'secret fingerprint'")
-        if cursor.fetchone()[0] == fingerprint:
-            return 0
-        cursor.execute("SELECT COUNT(*) FROM webcont_chains WHERE state = 'live'")
-        others = cursor.fetchone()[0]
-        if not others:  # nothing to lose: this secret's games are the store's from now on
-            cursor.execute(self.sql("UPDATE webcont_meta SET value = ?"
-                                    " WHERE name = 'secret fingerprint'"), (fingerprint,))
-        return others
-
-    def op_ping(self, cursor):
-        cursor.execute("SELECT 1")
-        return cursor.fetchone()[0] == 1
-
-    def op_touch(self, cursor):
-        """A real write (the health check's): a store that only reads is not healthy."""
-        cursor.execute(self.sql("INSERT INTO webcont_meta (name, value) VALUES ('alive', ?)"
-                                " ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
-                       (repr(time.time()),))
-        return True
-
-    def op_size(self, cursor):
-        """(chains, steps, bytes of step events): for benchmarks and tests."""
-        cursor.execute("SELECT COUNT(*) FROM webcont_chains")
-        chains = cursor.fetchone()[0]
-        cursor.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(events)), 0) FROM webcont_steps")
-        steps, size = cursor.fetchone()
-        return chains, steps, size
-
 
 def _one_line(exc):
     """``exc`` as one short log line (drivers' messages run over several)."""
@@ -656,182 +421,3 @@ def _is_connection_error(exc):
     """Whether ``exc`` means the connection is unusable (reconnect), not a bad query."""
     name = type(exc).__name__
     return name in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)
-
-
-def _made_calls(events):
-    """True if a step's events (``[input, draws]``) hold a ``req.to_thread`` call."""
-    return any(draw[0] == "call" for draw in events[1])
-
-
-def _dumps(events):
-    return json.dumps(events, separators=(",", ":"), ensure_ascii=False)
-
-
-class SqliteLogStore(LogStore):
-    """SQLite in WAL mode; ``?synchronous=full`` for power-loss durability."""
-
-    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
-    commits_here = True
-    clustered = " WITHOUT ROWID"  # one B-tree per log table instead of two (new stores)
-
-    def __init__(self, url, path, synchronous="NORMAL"):
-        self.path = path
-        self.synchronous = synchronous
-        super().__init__(url)
-
-    @property
-    def commits_here(self):
-        # FULL's fsync would hold the hub: the writer thread waits for it while the
-        # hub goes on (bench/durable.py, c=8: 0.72x in-memory there, 0.63x on the hub)
-        return self.synchronous.upper() != "FULL"
-
-    def connect(self):
-        import sqlite3
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        # timeout=0: no SQLite busy handler, _retry_busy polls instead
-        connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
-        _retry_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
-        connection.execute("PRAGMA synchronous=%s" % self.synchronous)
-        return _AutoBegin(connection)
-
-    def connect_here(self):
-        connection = self.connect()
-        # a checkpoint run by a COMMIT on the hub copied the WAL into the file
-        # (and, with NORMAL, fsynced it) while every request waited: 15-20 us a
-        # step on average, in spikes; the writer thread checkpoints instead
-        connection.connection.execute("PRAGMA wal_autocheckpoint=0")
-        return connection
-
-    def checkpoint(self, cursor):
-        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _execute_schema(self):
-        _retry_busy(super()._execute_schema)  # idempotent: CREATE ... IF NOT EXISTS
-
-    def begin(self, cursor):
-        _retry_busy(lambda: cursor.execute("BEGIN IMMEDIATE"))
-
-    def begin_now(self, cursor):
-        import sqlite3
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc):
-                raise _Busy() from None
-            raise
-
-    def run_read(self, operation, cursor):
-        return _retry_busy(lambda: operation(self, cursor))
-
-
-def _retry_busy(action, timeout=30.0):
-    """``action()``, tried again while another connection holds SQLite's lock.
-
-    Two processes on one file take turns at the write lock, each for the
-    tens of microseconds of a commit.  SQLite's own busy handler sleeps 1,
-    2, 5, 10 ms... between tries, so a node lost milliseconds whenever the
-    other one was committing (measured with two nodes: 3-9% of transactions
-    waited over 0.8 ms).  Polling from 20 us up to 2 ms costs far less.
-    """
-    import sqlite3
-    delay, deadline = 20e-6, None
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            now = _clock.monotonic()
-            if deadline is None:
-                deadline = now + timeout  # from the first refusal: no clock read when free
-            elif now > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.002)
-
-
-class _AutoBegin:
-    """An SQLite connection in autocommit mode whose commit/rollback are explicit."""
-
-    def __init__(self, connection):
-        self.connection = connection
-
-    def cursor(self):
-        return self.connection.cursor()
-
-    def commit(self):
-        if self.connection.in_transaction:
-            self.connection.execute("COMMIT")
-
-    def rollback(self):
-        if self.connection.in_transaction:
-            self.connection.execute("ROLLBACK")
-
-    def close(self):
-        self.connection.close()
-
-
-class PostgresLogStore(LogStore):
-    """PostgreSQL through psycopg 3 (the ``[postgres]`` extra)."""
-
-    now_sql = "extract(epoch from clock_timestamp())::double precision"
-
-    def connect(self):
-        try:
-            import psycopg
-        except ImportError:
-            raise StoreUnavailable("postgresql:// stores need psycopg 3:"
-                                   " install the [postgres] extra (pip install -e '.[postgres]'"
-                                   " in a checkout of this project)") from None
-        options = {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT}
-        return psycopg.connect(self.url, **options)
-
-    def sql(self, text):
-        return text.replace("?", "%s")
-
-    def end_read(self):
-        self._connection.rollback()  # end the read's transaction: no idle-in-transaction
-
-
-def parse_store_url(url):
-    """Check a store URL without opening it: ``("sqlite", path, synchronous)`` or
-    ``("postgresql", url, None)``; ``ValueError`` saying what is wrong otherwise."""
-    if not isinstance(url, str):
-        raise ValueError("the store is a URL string, not %r" % (url,))
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = url[len("sqlite:///"):].split("?")[0] if url.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
-        options = urllib.parse.parse_qs(parts.query)
-        synchronous = options.get("synchronous", ["normal"])[0].upper()
-        if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError("synchronous must be normal or full, not %r" % synchronous)
-        return "sqlite", path, synchronous
-    if parts.scheme in ("postgresql", "postgres"):
-        return "postgresql", url, None
-    raise ValueError("unsupported store URL %r: use sqlite:///path or postgresql://..." % url)
-
-
-def open_store(url, wait=30.0):
-    """Open the log store named by ``url``.
-
-    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
-    ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
-    Waits up to ``wait`` seconds for it to connect (``StoreUnavailable`` if
-    it cannot); with ``wait=None`` it returns at once and connects on its
-    own thread (operations queued meanwhile run once it has).
-    """
-    kind, where, synchronous = parse_store_url(url)
-    if kind == "sqlite":
-        store = SqliteLogStore(url, where, synchronous)
-    else:
-        store = PostgresLogStore(where)
-    if wait is not None:
-        try:
-            store.wait_ready(wait)
-        except StoreUnavailable:
-            store.close()
-            raise
-    return store

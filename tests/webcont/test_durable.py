@@ -250,7 +250,7 @@ def test_a_killed_server_resumes_its_games_in_a_new_process(store_url):
 
 
 def test_ten_thousand_suspended_games_survive_a_restart_and_cost_nothing_at_start(store_url):
-    from webcont._store import open_store
+    from webcont._dialects import open_store
     store = open_store(store_url)
     events = [{}, [["random.randint", "1,100", 42]]]
     # the log as 10,000 started seed games would leave it, written in one group
@@ -304,7 +304,7 @@ def writer_thread_only(monkeypatch):
     """Commit on the store's writer thread, as PostgreSQL does (and SQLite while
     another process holds the lock): only there can a commit outlast its
     request; a commit the hub makes itself holds the hub instead."""
-    from webcont._store import SqliteLogStore
+    from webcont._dialects import SqliteLogStore
     monkeypatch.setattr(SqliteLogStore, "commits_here", False)
 
 

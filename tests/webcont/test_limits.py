@@ -9,7 +9,7 @@ import time
 
 import webcont
 from webcont._durable import IdSigner
-from webcont._store import open_store
+from webcont._dialects import open_store
 
 from . import durable_apps
 from .support import Client, ServerProcess, continuation_id

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from webcont._store import _retry_busy, open_store
+from webcont._dialects import _retry_busy, open_store
 
 
 @pytest.fixture

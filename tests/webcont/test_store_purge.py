@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from webcont._store import open_store
+from webcont._dialects import open_store
 
 
 def chain_states(store):

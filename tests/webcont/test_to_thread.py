@@ -1,13 +1,12 @@
 """req.to_thread over real HTTP: blocking calls leave the hub to the others."""
 
 import concurrent.futures
-import statistics
 import threading
 import time
 
 import pytest
 
-from .support import Client, ServerProcess, continuation_id, play_to_the_end, won
+from .support import Client, ServerProcess, play_to_the_end, won
 
 
 # threads=1: the worker is the hub; with more, each waiting request holds a

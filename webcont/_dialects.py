@@ -1,0 +1,187 @@
+"""The two dialects of the event log, SQLite and PostgreSQL, and ``open_store``.
+
+What each SQLite mode survives (WAL journal): ``synchronous=NORMAL`` (the
+default) survives a crash of the process, but the last commits before a
+power loss or OS crash may be lost; ``synchronous=FULL`` survives those too,
+at the cost of an fsync per commit group.
+"""
+
+import os
+import time
+import urllib.parse
+
+from . import _clock
+from ._store import LogStore, StoreUnavailable, _Busy
+
+__all__ = ["SqliteLogStore", "PostgresLogStore", "parse_store_url", "open_store"]
+
+#: seconds a connection attempt may take (PostgreSQL's connect_timeout)
+CONNECT_TIMEOUT = 5
+
+class SqliteLogStore(LogStore):
+    """SQLite in WAL mode; ``?synchronous=full`` for power-loss durability."""
+
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    clustered = " WITHOUT ROWID"  # one B-tree per log table instead of two (new stores)
+
+    def __init__(self, url, path, synchronous="NORMAL"):
+        self.path = path
+        self.synchronous = synchronous
+        super().__init__(url)
+
+    @property
+    def commits_here(self):
+        # FULL's fsync would hold the hub: the writer thread waits for it while the
+        # hub goes on (bench/durable.py, c=8: 0.72x in-memory there, 0.63x on the hub)
+        return self.synchronous.upper() != "FULL"
+
+    def connect(self):
+        import sqlite3
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        # timeout=0: no SQLite busy handler, _retry_busy polls instead
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        _retry_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+        connection.execute("PRAGMA synchronous=%s" % self.synchronous)
+        return _AutoBegin(connection)
+
+    def connect_here(self):
+        connection = self.connect()
+        # a checkpoint run by a COMMIT on the hub copied the WAL into the file
+        # (and, with NORMAL, fsynced it) while every request waited: 15-20 us a
+        # step on average, in spikes; the writer thread checkpoints instead
+        connection.connection.execute("PRAGMA wal_autocheckpoint=0")
+        return connection
+
+    def checkpoint(self, cursor):
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _execute_schema(self):
+        _retry_busy(super()._execute_schema)  # idempotent: CREATE ... IF NOT EXISTS
+
+    def begin(self, cursor):
+        _retry_busy(lambda: cursor.execute("BEGIN IMMEDIATE"))
+
+    def begin_now(self, cursor):
+        import sqlite3
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise _Busy() from None
+            raise
+
+    def run_read(self, operation, cursor):
+        return _retry_busy(lambda: operation(self, cursor))
+
+
+def _retry_busy(action, timeout=30.0):
+    """``action()``, tried again while another connection holds SQLite's lock.
+
+    Two processes on one file take turns at the write lock, each for the
+    tens of microseconds of a commit.  SQLite's own busy handler sleeps 1,
+    2, 5, 10 ms... between tries, so a node lost milliseconds whenever the
+    other one was committing (measured with two nodes: 3-9% of transactions
+    waited over 0.8 ms).  Polling from 20 us up to 2 ms costs far less.
+    """
+    import sqlite3
+    delay, deadline = 20e-6, None
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            now = _clock.monotonic()
+            if deadline is None:
+                deadline = now + timeout  # from the first refusal: no clock read when free
+            elif now > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
+
+
+class _AutoBegin:
+    """An SQLite connection in autocommit mode whose commit/rollback are explicit."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def cursor(self):
+        return self.connection.cursor()
+
+    def commit(self):
+        if self.connection.in_transaction:
+            self.connection.execute("COMMIT")
+
+    def rollback(self):
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+
+    def close(self):
+        self.connection.close()
+
+
+class PostgresLogStore(LogStore):
+    """PostgreSQL through psycopg 3 (the ``[postgres]`` extra)."""
+
+    now_sql = "extract(epoch from clock_timestamp())::double precision"
+
+    def connect(self):
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreUnavailable("postgresql:// stores need psycopg 3:"
+                                   " install the [postgres] extra (pip install -e '.[postgres]'"
+                                   " in a checkout of this project)") from None
+        options = {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT}
+        return psycopg.connect(self.url, **options)
+
+    def sql(self, text):
+        return text.replace("?", "%s")
+
+    def end_read(self):
+        self._connection.rollback()  # end the read's transaction: no idle-in-transaction
+
+
+def parse_store_url(url):
+    """Check a store URL without opening it: ``("sqlite", path, synchronous)`` or
+    ``("postgresql", url, None)``; ``ValueError`` saying what is wrong otherwise."""
+    if not isinstance(url, str):
+        raise ValueError("the store is a URL string, not %r" % (url,))
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):].split("?")[0] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError("sqlite store URL needs a path: sqlite:///file.db")
+        options = urllib.parse.parse_qs(parts.query)
+        synchronous = options.get("synchronous", ["normal"])[0].upper()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be normal or full, not %r" % synchronous)
+        return "sqlite", path, synchronous
+    if parts.scheme in ("postgresql", "postgres"):
+        return "postgresql", url, None
+    raise ValueError("unsupported store URL %r: use sqlite:///path or postgresql://..." % url)
+
+
+def open_store(url, wait=30.0):
+    """Open the log store named by ``url``.
+
+    ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (add
+    ``?synchronous=full`` for FULL), or ``postgresql://user@host/db``.
+    Waits up to ``wait`` seconds for it to connect (``StoreUnavailable`` if
+    it cannot); with ``wait=None`` it returns at once and connects on its
+    own thread (operations queued meanwhile run once it has).
+    """
+    kind, where, synchronous = parse_store_url(url)
+    if kind == "sqlite":
+        store = SqliteLogStore(url, where, synchronous)
+    else:
+        store = PostgresLogStore(where)
+    if wait is not None:
+        try:
+            store.wait_ready(wait)
+        except StoreUnavailable:
+            store.close()
+            raise
+    return store
