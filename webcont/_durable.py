@@ -4,8 +4,8 @@ A durable chain is (controller, code version, ordered event log).  Each
 transition, from one suspension of the controller to the next, appends one
 step to the log: the request input and every nondeterministic value the
 controller drew (``_recorder``).  The step is committed (compare-and-set on
-the chain's step counter, on the store's writer thread) before the page
-leaves the process.  The controller's tasklet is only a cache: a chain that
+the chain's step counter; by the hub itself on SQLite, by the store's
+writer thread otherwise, ``_store``) before the page leaves the process.  The controller's tasklet is only a cache: a chain that
 is not in memory (after a restart, a failover, or when the in-memory cap
 unloaded it) is replayed lazily from its log, in one store query, by running
 the controller again and feeding it the recorded inputs and draws.
@@ -22,31 +22,29 @@ started the game do these carry the current step's id.
 Determinism rules for durable controllers: draw randomness and time through
 ``req.randint/random/choice/now/uuid4`` (or module-level ``random``/``time``
 functions, which are routed there while the controller runs); keep side
-effects idempotent, because a replay runs the controller again; use
-``req.patched(name)`` to branch deliberately when the code changes.
+effects out of the replay, through ``req.to_thread`` (its outcome is
+recorded once, ``_calls``); use ``req.patched(name)`` to branch
+deliberately when the code changes.  The chain in memory is ``_chain``,
+ids ``_ids``, what stays in memory and expiry ``_expiry``.
 """
 
-import base64
 import concurrent.futures
-import hashlib
-import hmac
-import inspect
 import json
 import logging
 import os
-import re
 import secrets
-import sys
-import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 import stackless_compat as stackless
 
-from . import _calls, _clock, _recorder
-from ._continuations import CONTINUATION_PARAMETER, TimeoutException, parameters_digest
+from . import _clock
+from ._continuations import parameters_digest
+from ._chain import Chain, _input_of
+from ._expiry import ChainsInMemory
 from ._hub import current_hub
+from ._ids import IdSigner, code_version
 from ._owner import Owners
-from ._recorder import Divergence, Recorder, active_recorders, install_patches, new_uuid4
+from ._recorder import install_patches
 from ._ratelog import ThrottledLog
 from ._refusals import Refusal
 from ._dialects import open_store
@@ -54,305 +52,7 @@ from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DurableRequest", "DurableChains", "IdSigner", "code_version"]
-
-
-#: the one spelling of an id we make: ASCII only, the step in canonical decimal
-#: (no sign, no leading zero, no other script's digits), the MAC's 22 characters
-_ID = re.compile(r"([A-Za-z0-9_-]{22,60})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{22})")
-
-
-class IdSigner:
-    """Makes and checks ``<chain>.<step>.<mac>`` continuation ids."""
-
-    def __init__(self, secret):
-        if isinstance(secret, str):
-            secret = secret.encode("utf-8")
-        if not secret or len(secret) < 16:
-            raise ValueError("the durable id secret must have at least 16 bytes")
-        # keyed BLAKE2b is a MAC in its own right, and 4x faster than HMAC-SHA256
-        # (a replay re-makes the id of every step it renders)
-        self._keyed = hashlib.blake2b(key=hashlib.sha256(secret).digest(), digest_size=16)
-
-    def _mac(self, chain, step):
-        mac = self._keyed.copy()  # the key schedule is done once, in __init__
-        mac.update(("%s.%d" % (chain, step)).encode())
-        return base64.urlsafe_b64encode(mac.digest())[:22].decode()
-
-    def make(self, chain, step):
-        return "%s.%d.%s" % (chain, step, self._mac(chain, step))
-
-    def fingerprint(self):
-        """A keyed fingerprint of the secret, kept in the store to tell whether
-        a process uses the secret its games were started with.  It is the MAC
-        of a text no id can have (a space), so it never verifies an id."""
-        return self._mac("secret fingerprint", 0)
-
-    def parse(self, text):
-        """``(chain, step)`` of a genuine id, else None (forged, tampered, malformed).
-
-        Only the exact text ``make`` returns is genuine: ``01``, ``+1``, ``²``
-        or a full-width ``１`` is another id, so it is refused before the MAC,
-        never turned into the step it looks like.
-        """
-        match = _ID.fullmatch(text)
-        if match is None:
-            return None
-        chain, step, mac = match.group(1), int(match.group(2)), match.group(3)
-        if not hmac.compare_digest(self._mac(chain, step), mac):
-            return None
-        return chain, step
-
-
-def code_version(controller, version=None):
-    """The explicit ``version``, else a hash of the controller's module source."""
-    if version is not None:
-        return str(version)
-    module = sys.modules.get(getattr(controller, "__module__", None))
-    try:
-        source = inspect.getsource(module) if module is not None else inspect.getsource(controller)
-    except (OSError, TypeError):
-        source = repr(getattr(getattr(controller, "__code__", None), "co_code", controller))
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
-
-
-class _Unload(stackless.TaskletExit):
-    """Ends a controller tasklet that is evicted from memory (its log stays)."""
-
-
-class DurableRequest:
-    """The request object a durable controller sees (the seed's API, and more).
-
-    Besides ``continue_``, ``parameters``, ``continuation_id`` and
-    ``environ``, it offers the recorded sources of nondeterminism:
-    ``randint``, ``random``, ``choice``, ``now``, ``uuid4`` and ``patched``.
-    """
-
-    def __init__(self, chain, parameters, environ):
-        self._chain = chain
-        self.parameters = parameters
-        self.environ = environ
-
-    @property
-    def continuation_id(self):
-        """The id of the next step: put it in forms and links as ``__wc``."""
-        chain = self._chain
-        return chain.owner.signer.make(chain.id, chain.step + 1)
-
-    def continue_(self, data):
-        """Answer the current request with ``data``; return with the next request's input."""
-        # handed over in a box, so that no frame of the suspended game keeps
-        # the page (a client can make it big; the kept copy has a budget)
-        box = [data]
-        del data
-        # nor the answered request: a suspended game holds nothing of it
-        self.parameters, self.environ = {}, None
-        self.parameters, self.environ = self._chain.suspend(box)
-
-    def randint(self, a, b):
-        """``random.randint(a, b)``, recorded."""
-        return self._chain.recorder.draw("randint", "%d,%d" % (a, b),
-                                         lambda: _recorder.generator.randint(a, b))
-
-    def random(self):
-        """``random.random()``, recorded."""
-        return self._chain.recorder.draw("random", "", _recorder.generator.random)
-
-    def choice(self, seq):
-        """``random.choice(seq)``, recorded (as the index)."""
-        index = self._chain.recorder.draw("choice", str(len(seq)),
-                                          lambda: _recorder.generator.randrange(len(seq)))
-        return seq[index]
-
-    def now(self):
-        """``time.time()``, recorded."""
-        return self._chain.recorder.draw("now", "", _recorder.clock)
-
-    def uuid4(self):
-        """``uuid.uuid4()``, recorded."""
-        return uuid.UUID(self._chain.recorder.draw("uuid4", "", new_uuid4))
-
-    def patched(self, name):
-        """True for chains begun by code that has the patch ``name`` (see ``_recorder``)."""
-        return self._chain.recorder.patched(name)
-
-    def to_thread(self, fn, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` in the app's thread pool, recorded (``_calls``).
-
-        Only this controller waits meanwhile.  Its result (JSON values only:
-        anything else is a ``TypeError`` here) or its exception is committed
-        to the game's log before the controller goes on, and a replay returns
-        it again without calling ``fn``.  A crash between the call and that
-        commit runs it again: use ``step_id`` as an idempotency key.
-        """
-        chain = self._chain
-        return _calls.call(chain, _calls.label_of(fn),
-                           lambda: chain.owner.app._pool.call(fn, args, kwargs))
-
-    def await_(self, coro):
-        """Run the coroutine ``coro`` on the app's event loop, recorded as ``to_thread`` is."""
-        chain = self._chain
-        return _calls.call(chain, _calls.label_of(coro),
-                           lambda: chain.owner.app._loop.call(coro), coro.close)
-
-    @property
-    def step_id(self):
-        """This step's id, the same in every replay and retry: an idempotency key."""
-        chain = self._chain
-        return "%s.%d" % (chain.id, chain.step)
-
-
-class Chain:
-    """A durable chain held in memory: its controller tasklet and replay state.
-
-    Used only on the hub.  ``step`` counts the recorded steps; the controller
-    talks to the request driving it through ``inputs`` and ``replies``.
-    """
-
-    def __init__(self, owner, id, route, controller, version, step=0):
-        self.owner = owner
-        self.id = id
-        self.route = route
-        self.controller = controller
-        self.version = version
-        self.step = step
-        self.recorder = Recorder()
-        self.inputs = stackless.channel()   # driver -> controller: (parameters, environ)
-        self.inputs.preference = 1          # the driver reaches replies.receive() first
-        self.replies = stackless.channel()  # controller -> driver: ("page"|"final"|..., ...)
-        self.replay_steps = None            # recorded steps not yet replayed
-        self.tasklet = None
-        self.busy = False                   # a transition is in progress
-        self.last_digest = None             # digest of the last step's input, for duplicates
-        self.log_bytes = 0                  # UTF-8 bytes of its recorded steps (max_game_bytes)
-        self.slice_end = None               # replaying: when to let the hub serve others
-        self.deadline = float("inf")        # monotonic estimate of the store's deadline
-        self.pending_input = None           # the input of the step being computed
-        self.pending_calls = []             # [(input, outcome)] recorded for it (_calls)
-
-    # -- controller side --------------------------------------------------------
-
-    def run(self, request):
-        """The body of the controller tasklet."""
-        active_recorders[id(stackless.getcurrent())] = self.recorder
-        try:
-            result = self.controller(request)
-            if self.replay_steps is not None:
-                raise Divergence("the controller finished while its log says it waits")
-            self._reply(("final", result, [self.pending_input, self.recorder.take_pending()]))
-        except _Unload:
-            pass
-        except TimeoutException:
-            log.debug("durable controller of chain %s timed out", self.id[:6])
-        except Divergence as divergence:
-            self._reply(("diverged", divergence, None))
-        except Exception:
-            active_recorders.pop(id(stackless.getcurrent()), None)  # log with the real clock
-            log.exception("durable controller %s raised", getattr(self.controller, "__name__", "?"))
-            self._reply(("error", None, None))
-        finally:
-            active_recorders.pop(id(stackless.getcurrent()), None)
-            if self.replies.balance < 0:  # left by SystemExit & co.: never hang the request
-                log.error("durable controller %s stopped without an answer",
-                          getattr(self.controller, "__name__", "?"))
-                self._reply(("error", None, None))
-
-    def _reply(self, message):
-        if self.replies.balance < 0:  # only a waiting driver gets it
-            self.replies.send(message)
-
-    def suspend(self, box):
-        """``continue_``: end this transition with the page in ``box`` (emptied);
-        return the next input."""
-        page = box.pop()
-        recorder = self.recorder
-        if self.replay_steps is not None:
-            if recorder.diverged:
-                raise Divergence(recorder.diverged)
-            if recorder.replaying:
-                recorder.diverge("the controller skipped %d recorded draw(s)"
-                                 % len(recorder.replaying))
-            self.step += 1
-            if self.replay_steps:
-                if _clock.monotonic() > self.slice_end:
-                    # a long log: let the hub answer what queued meanwhile, so no
-                    # game holds it more than REPLAY_SLICE at a time
-                    _pause()
-                    self.slice_end = _clock.monotonic() + REPLAY_SLICE
-                parameters, draws = self.replay_steps.popleft()
-                recorder.replaying = list(draws)
-                return parameters, {}  # the environ is not logged: empty in a replay
-            # replayed up to where the live chain waits: from here on, live
-            self.replay_steps = recorder.replaying = None
-            self._reply(("ready", page, None))
-        else:
-            request_events = [self.pending_input, recorder.take_pending()]
-            self.pending_input = None
-            self._reply(("page", page, request_events))
-        del page
-        return self.inputs.receive()
-
-    # -- driver side (the request tasklet) -----------------------------------------
-
-    def start(self, parameters, environ, replay_steps=None):
-        """Start the controller, live or replaying ``replay_steps``; return its first reply."""
-        request = DurableRequest(self, parameters, environ)
-        if replay_steps:
-            first_input, first_draws = replay_steps[0]
-            request.parameters = first_input
-            self.replay_steps = deque(replay_steps)
-            self.replay_steps.popleft()
-            self.recorder.replaying = list(first_draws)
-            self.step = 0
-            self.slice_end = _clock.monotonic() + REPLAY_SLICE
-        else:
-            self.pending_input = _input_of(parameters)
-        self.tasklet = current_hub().spawn(self.run, request)
-        return self.replies.receive()
-
-    def resume(self, parameters, environ):
-        """Deliver the next request's input; return the controller's reply."""
-        if self.tasklet is None or not self.tasklet.alive:
-            return "error", None, None  # its controller is gone: nothing to answer
-        self.pending_input = _input_of(parameters)
-        self.inputs.send((parameters, environ))
-        return self.replies.receive()
-
-    def unload(self):
-        """Drop the controller tasklet from memory (its ``finally:`` blocks run)."""
-        task, self.tasklet = self.tasklet, None
-        if task is not None and task.alive:
-            task.throw(_Unload)
-
-
-#: seconds a replay runs before it lets the hub serve others (then it goes on)
-REPLAY_SLICE = 0.002
-
-
-def _pause():
-    """Leave the hub to whatever queued up, and come back after it (hub tasklet).
-
-    The wake-up is posted behind what the server queued meanwhile.
-    """
-    hub = current_hub()
-    resume = stackless.channel()
-
-    def wake():
-        if resume.balance < 0:  # (a waiter whose request was abandoned is gone)
-            resume.send(None)
-    hub.post(wake)
-    hub.awaiting += 1
-    try:
-        resume.receive()
-    finally:
-        hub.awaiting -= 1
-
-
-def _input_of(parameters):
-    """The part of a request recorded in the log: its parameters minus the id."""
-    # copies: a controller that pops from req.parameters must not change the log
-    return {name: list(values) for name, values in parameters.items()
-            if name != CONTINUATION_PARAMETER}
+__all__ = ["DurableChains", "open_chains", "open_log_store", "code_version"]
 
 
 def _await(future):
@@ -377,7 +77,7 @@ def _settle(future, result=None, error=None):
         pass
 
 
-class DurableChains:
+class DurableChains(ChainsInMemory):
     """The durable chains of one app: in-memory cache, store, ids, expiry.
 
     Used only on the hub.  ``live`` holds at most ``max_live`` chains in
@@ -746,106 +446,6 @@ class DurableChains:
             failures.append((chain_id, step, "replay ended with %s: %s" % (kind, replayed)))
         elif replayed != page:
             failures.append((chain_id, step, "the replayed page differs from the served one"))
-
-    # -- memory and expiry ----------------------------------------------------------
-
-    def _keep(self, chain):
-        live = self.live
-        previous = live.get(chain.id)
-        if previous is not None and previous is not chain and not previous.busy:
-            previous.unload()  # never two controllers for one chain
-        live[chain.id] = chain
-        live.move_to_end(chain.id)
-        while len(live) > self.max_live:
-            oldest = next((idle for idle in live.values() if not idle.busy), None)
-            if oldest is None:
-                break
-            self._drop(oldest)
-
-    def _drop(self, chain):
-        """Unload ``chain`` from memory (its log is untouched)."""
-        if self.live.get(chain.id) is chain:
-            del self.live[chain.id]
-            self.app._pages.pop(chain.id)
-        chain.unload()
-
-    def _end(self, chain_id, state, step=None):
-        try:
-            return self._wait(self.store.submit(
-                lambda store, cursor: store.op_end(cursor, chain_id, state, step)))
-        except Exception:
-            log.exception("marking chain %s %s", chain_id[:6], state)
-            return False
-
-    def _schedule_sweep(self):
-        if not self._sweeping:
-            self._sweeping = True
-            current_hub().call_at(_clock.monotonic() + self.sweep_interval,
-                                  lambda: current_hub().spawn(self._sweep))
-
-    def _sweep(self):
-        """Expire due chains in batches (an index scan, never a full scan)."""
-        self._sweeping = False
-        try:
-            for _ in range(20):  # at most 2,000 a pass; the rest at the next
-                due = self._wait(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
-                for chain_id in due:
-                    self.expire(chain_id)
-                if len(due) < 100:
-                    break
-            self._unload_stale()
-            self._wait(self.store.submit(
-                lambda store, cursor: store.op_purge(cursor, self.tombstone_ttl)))
-        except StoreUnavailable as exc:  # logged once by the store when it went down
-            log.debug("no sweep: %s", exc)
-        except Exception:
-            log.exception("sweeping expired durable chains")
-        self._schedule_sweep()
-
-    def _unload_stale(self):
-        """Unload chains another process has moved on (after a failover and back).
-
-        Only nodes of a cluster (``node=`` set) share chains with others.
-        """
-        if self.app.node is None:
-            return
-        idle = [chain for chain in self.live.values() if not chain.busy]
-        if not idle:
-            return
-        steps = self._wait(self.store.read(lambda store, cursor: store.op_steps(
-            cursor, [chain.id for chain in idle])))
-        for chain in idle:
-            if steps.get(chain.id, -1) != chain.step and self.live.get(chain.id) is chain:
-                log.info("chain %s moved on elsewhere: unloading the stale copy", chain.id[:6])
-                self._drop(chain)
-
-    def expire(self, chain_id):
-        """Expire one chain: load it if needed, mark it expired in the store (its log
-        deleted in the same transaction; only the process that wins does the rest),
-        then raise ``TimeoutException`` at its suspension point so cleanup runs once."""
-        chain = self.live.get(chain_id)
-        if chain is None:
-            chain = self._load(chain_id)
-            if not isinstance(chain, Chain):  # gone, finished or broken: just end it
-                self._end(chain_id, "expired")
-                return
-        if chain.busy:
-            return  # being answered right now: it is no longer idle
-        chain.busy = True  # not evicted meanwhile: its cleanup must run if we win
-        try:
-            won = self._end(chain_id, "expired", chain.step)
-        finally:
-            chain.busy = False
-        self.live.pop(chain_id, None)
-        self.app._pages.pop(chain_id)
-        if won and chain.tasklet is not None and chain.tasklet.alive and chain.inputs.balance < 0:
-            try:
-                chain.inputs.preference = -1  # run its cleanup now, before the unload
-                chain.inputs.send_exception(TimeoutException, "continuation expired")
-            except Exception:
-                log.exception("expiring chain %s", chain_id[:6])
-        chain.unload()
-
 
 
 def _size(value):

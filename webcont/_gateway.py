@@ -13,7 +13,8 @@ import threading
 
 import stackless_compat as stackless
 
-from ._hub import InlineHub, Job, ThreadHub
+from ._hub import Job, ThreadHub
+from ._inline import InlineHub
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
 from ._ratelog import log_refused
 from ._settings import GATEWAY_OPTIONS, validate

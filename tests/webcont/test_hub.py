@@ -214,7 +214,8 @@ def test_sessionless_app_outside_a_hub_says_how_to_serve_it():
 def test_a_posted_callback_counts_as_busy_for_the_stall_watch(kind):
     """Store completions resume tasklets through posted callbacks: a controller
     stuck after one must show in busy_since as one run by a request does."""
-    from webcont._hub import InlineHub, ThreadHub
+    from webcont._hub import ThreadHub
+    from webcont._inline import InlineHub
     started, release = threading.Event(), threading.Event()
     seen = []
 
@@ -250,7 +251,7 @@ def test_a_callback_posted_while_the_inline_hub_waits_for_it_costs_the_server_no
     from concurrent.futures import Future
 
     from webcont._durable import _await
-    from webcont._hub import InlineHub
+    from webcont._inline import InlineHub
     from webcont._job import Job
     tasks = []
     hub = InlineHub(server_post=tasks.append)
