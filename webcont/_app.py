@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import os
 import re
-from urllib.parse import parse_qs, quote
 
 import stackless_compat as stackless
 
@@ -30,6 +29,7 @@ from ._durable import RETRY_AFTER, _unavailable, code_version, open_chains, open
 from ._hub import current_hub
 from ._offload import EventLoopThread, ThreadPool
 from ._owner import Owners, cookie_token, new_token, set_cookie_header
+from ._parameters import BadRequest, parse_parameters
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import ThrottledLog, log_refused
 from ._refusals import Refusal, render
@@ -42,48 +42,6 @@ log = logging.getLogger(__name__)
 __all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "parse_parameters"]
 
 _UNSAFE_IN_LINK = re.compile(r"[\\\x00-\x20\x7f]")
-
-
-class BadRequest(Exception):
-    """Input refused before any controller sees it: ``(status, message)``."""
-
-
-def parse_parameters(environ, max_query_bytes=8192, max_fields=100):
-    """Parse the query string and a form body into ``{name: [values]}`` (as the seed did).
-
-    Raises ``BadRequest`` for too long a query (414), too many fields or
-    bytes that are not UTF-8 (400).  A malformed percent-escape (``%zz``) is
-    kept as it is, as browsers and ``urllib`` do.
-    """
-    query = environ.get("QUERY_STRING", "")
-    if len(query) > max_query_bytes:
-        raise BadRequest("414 URI Too Long",
-                         "The query string is longer than %d bytes." % max_query_bytes)
-    sources = [query]
-    if environ.get("REQUEST_METHOD") == "POST":
-        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-        if content_type in ("", "application/x-www-form-urlencoded"):
-            stream = environ.get("wsgi.input")
-            sources.append(stream.read().decode("latin-1") if stream is not None else "")
-        else:
-            raise BadRequest("415 Unsupported Media Type",
-                             "Forms must be sent as application/x-www-form-urlencoded.")
-    parameters = {}
-    for source in sources:
-        try:
-            # WSGI strings carry raw bytes as latin-1: recover them, insist on UTF-8
-            text = source.encode("latin-1").decode("utf-8")
-            parsed = parse_qs(text, max_num_fields=max_fields, errors="strict")
-        except UnicodeError:
-            raise BadRequest("400 Bad Request", "The request is not valid UTF-8.") from None
-        except ValueError:
-            raise BadRequest("400 Bad Request",
-                             "The request has more than %d fields." % max_fields) from None
-        for name, values in parsed.items():
-            parameters.setdefault(name, []).extend(values)
-    if sum(len(values) for values in parameters.values()) > max_fields:
-        raise BadRequest("400 Bad Request", "The request has more than %d fields." % max_fields)
-    return parameters
 
 
 class SessionlessRequest:

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from webcont._app import BadRequest, parse_parameters
+from webcont._parameters import BadRequest, parse_parameters
 from webcont._settings import APP_OPTIONS, validate
 
 
