@@ -125,7 +125,7 @@ def test_a_long_replay_never_holds_the_hub_for_long(tmp_path):
     steps = 40000
     cid = _long_game(url, "l" * 32, steps)
     with ServerProcess(FACTORY, store=url, version="v", max_game_bytes=1 << 20,
-                       serve_options={"stall_warning": 0.1}) as server:
+                       serve_options={"stall_warning": 0.5}) as server:
         assert Client(server.port).get("/ping")[0] == 200
         latencies, done = [], threading.Event()
 
@@ -145,8 +145,10 @@ def test_a_long_replay_never_holds_the_hub_for_long(tmp_path):
         pinger.join()
         log = server.log()
     assert status == 200 and moves(page) == steps + 1, page
-    # the hub was never held 100 ms (its stall watch says so; unsliced, the
-    # replay held it 150-300 ms here), and answered pings between slices
+    # pings were answered between the slices: unsliced, the one ping sent during
+    # the replay waited for all of it (150-300 ms here), so no second one began.
+    # The stall watch's bound is loose (0.5 s): on a machine busy with other
+    # work a 2 ms slice of CPU can take far longer than 0.1 s of wall time.
     during = [took for begun, took in latencies if started < begun < started + replay]
     print("replay of %d steps: %.0f ms; %d pings answered meanwhile, the slowest in %.1f ms"
           % (steps, replay * 1000, len(during), max(during, default=0) * 1000))
