@@ -7,19 +7,13 @@ Defined by Stackless' ``Doc/library/stackless/stackless.rst`` (Callback function
 
 import sys
 
+from ._core import Hooks
+
 __all__ = ["set_channel_callback", "get_channel_callback",
            "set_schedule_callback", "get_schedule_callback"]
 
 
-class _Hooks:
-    __slots__ = ("schedule", "channel")
-
-    def __init__(self):
-        self.schedule = None
-        self.channel = None
-
-
-hooks = _Hooks()
+hooks = Hooks()  # a core type: the C hand-over reads it too
 
 
 def _checked(callable, what):

@@ -19,14 +19,16 @@ their ``_next``/``_prev`` links, with the channel itself as the list head,
 as in Stackless C: FIFO order, O(1) removal when a waiting tasklet is
 killed, and no allocation per block (an ``OrderedDict`` measured ~240 ns
 slower per hand-over).
+
+``send`` and ``receive`` come from ``ChannelCore`` (``_core``): with the C
+extension they do the plain single-thread hand-overs in C and call
+``_action`` for the rest; in pure Python they just call ``_action``.
 """
 
-import os
-
-from . import _callbacks
+from . import _callbacks, _threads
+from ._core import ChannelCore
 from ._errors import bomb, exc_to_bomb, make_bomb
-from ._scheduler import _local, current_scheduler
-from . import _threads
+from ._state import _local, current_scheduler
 from ._threads import shared as _shared
 
 __all__ = ["channel"]
@@ -34,15 +36,14 @@ __all__ = ["channel"]
 _hooks = _callbacks.hooks
 
 
-class channel:
+class channel(ChannelCore):
     """A channel for passing values (and exceptions) between tasklets."""
 
-    __slots__ = ("_next", "_prev", "_balance", "_preference", "_schedule_all",
-                 "_closing", "__weakref__")
+    __slots__ = ("__weakref__",)  # the chain, balance and flags live in ChannelCore
 
     def __new__(cls, *args, **kwargs):
         # set up here, not in __init__: legacy subclasses often skip super().__init__
-        self = object.__new__(cls)
+        self = ChannelCore.__new__(cls)
         self._next = self._prev = self  # the empty chain of waiting tasklets
         self._balance = 0
         self._preference = -1
@@ -96,11 +97,13 @@ class channel:
                     next = source
                 elif self._schedule_all:
                     sched.insert(target)
-                    next = sched.current = source._next
+                    next = source._next
+                    sched.make_head(next)
                     source._tempval = value
                 elif prefer_partner:
                     sched.insert_after_current(target)
-                    next = sched.current = target
+                    next = target
+                    sched.make_head(next)
                     source._tempval = value
                 else:
                     sched.insert(target)
@@ -164,15 +167,7 @@ class channel:
         task._next = task._prev = task._channel = None
         self._balance += -1 if self._balance > 0 else 1
 
-    # -- the public actions ---------------------------------------------------
-
-    def send(self, value):
-        """Send ``value``; blocks until a receiver takes it (see ``preference``)."""
-        return self._action(1, value)
-
-    def receive(self):
-        """Receive a value; blocks until a sender offers one.  A received bomb explodes."""
-        return self._action(-1, None)
+    # -- the public actions (send and receive: ChannelCore) ---------------------
 
     def send_exception(self, exc, *args):
         """Like ``send``, but the receiver raises ``exc(*args)``."""
@@ -268,30 +263,3 @@ class channel:
         return "<%s.%s balance=%d at %#x>" % (type(self).__module__, type(self).__qualname__,
                                               self._balance, id(self))
 
-
-def _use_speedups():
-    """Put the optional C fast path (``_speedups.c``) in as ``send``/``receive``.
-
-    It handles the plain single-thread cases and calls ``_action`` for all
-    others; without a C compiler at install time, or with the environment
-    variable ``STACKLESS_COMPAT_PURE`` set, the pure-Python methods stay.
-    """
-    if os.environ.get("STACKLESS_COMPAT_PURE"):
-        return False
-    try:
-        from . import _speedups
-    except ImportError:
-        return False
-    from greenlet import GreenletExit, greenlet
-
-    from ._errors import _GarbageCollected
-    from ._scheduler import Scheduler, _Start
-    from ._tasklet import tasklet
-    channel.send, channel.receive = _speedups.setup(
-        tasklet, channel, Scheduler, _hooks, _shared, _local, bomb, _Start, channel._action,
-        GreenletExit, _GarbageCollected, greenlet.switch)
-    return True
-
-
-#: True when channel.send/receive are the C fast path
-SPEEDUPS = _use_speedups()

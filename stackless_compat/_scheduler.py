@@ -12,14 +12,20 @@ tasklet hands it that tasklet's ``_tempval``; if it is a ``bomb``, it
 explodes in the resumed tasklet.  ``Scheduler.switch`` is the only function
 that calls ``greenlet.switch``.
 
+The ring operations are the methods under "the ring" below: ``insert``
+(link before the head), ``insert_after_current`` (link after it), ``remove``
+(unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
+thread inbox all go through them; nothing else writes ``current`` or a
+tasklet's ring links (a channel links its own blocked tasklets).
+
 Other threads never touch this ring: they post tasklets to the scheduler's
 ``Inbox`` (``_threads``), which ``switch`` drains, and a thread whose last
 runnable tasklet blocks waits there while another thread might wake it.
 
 greenlet never garbage-collects a cycle that runs through a suspended
 greenlet's frames, so the frames we leave suspended hold no reference to a
-tasklet: ``_bootstrap`` finds its tasklet through ``scheduler.current`` and
-``switch`` deletes its tasklet arguments before it switches.
+tasklet: a tasklet's greenlet finds its tasklet through ``scheduler.current``
+(``_greenlets``) and ``switch`` deletes its tasklet arguments before it switches.
 """
 
 import logging
@@ -27,41 +33,39 @@ import threading
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _callbacks, _threads
-from ._errors import _GarbageCollected, TaskletExit, bomb
+from . import _callbacks, _core, _state, _threads, _watchdog
+from ._core import SchedulerCore
+from ._errors import _GarbageCollected, bomb
+from ._greenlets import Start, body
+from ._state import _local, current_scheduler  # noqa: F401  (_local: webcont's recorder)
+from ._tasklet import tasklet
 
 log = logging.getLogger(__name__)
 
 _hooks = _callbacks.hooks
-_local = threading.local()
 
 
-def current_scheduler():
-    """Return this thread's scheduler, creating it (and its main tasklet) on first use."""
-    try:
-        return _local.scheduler
-    except AttributeError:
-        scheduler = _local.scheduler = Scheduler()
-        _threads.register(scheduler, _local)
-        if _hooks.schedule is not None:
-            _callbacks.notify_schedule(scheduler, None, scheduler.main)
-        return scheduler
+def _new_scheduler():
+    """The ``_state`` factory: make and register this thread's scheduler."""
+    scheduler = _local.scheduler = Scheduler()
+    _threads.register(scheduler, _local)
+    if _hooks.schedule is not None:
+        _callbacks.notify_schedule(scheduler, None, scheduler.main)
+    return scheduler
 
 
-class Scheduler:
+class Scheduler(SchedulerCore):
     """One thread's run queue and scheduling state; used only by that thread.
 
     ``current`` is the head of the ring: the running tasklet, except inside
     a scheduling operation, between choosing the next tasklet and switching.
+    The head, counters and hand-over flags live in ``SchedulerCore``.
     """
 
-    __slots__ = ("thread_id", "thread_alive", "main", "current", "runcount", "root",
-                 "inbox", "posted", "watchdogs", "threadblock", "watchdog", "switch_hooks",
-                 "switch_trap",
+    __slots__ = ("thread_id", "thread_alive", "root", "inbox", "watchdog", "pool",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
-        from ._tasklet import tasklet
         self.thread_id = threading.get_ident()
         self.thread_alive = True
         self.inbox = _threads.Inbox()
@@ -70,6 +74,7 @@ class Scheduler:
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
         self.root = getcurrent()
+        self.pool = []  # parked greenlets of ended tasklets, for new ones (_greenlets)
         self.runcount = 0
         self.current = None
         self.watchdogs = []  # tasklets inside run(), innermost last
@@ -106,6 +111,10 @@ class Scheduler:
         task._next = after
         after._prev = task
         self.runcount += 1
+
+    def make_head(self, task):
+        """Make ``task``, already in the ring, its head (rotating the ring)."""
+        self.current = task
 
     def remove(self, task):
         """Unlink ``task`` from the ring; if it was the head, its successor becomes head."""
@@ -149,20 +158,30 @@ class Scheduler:
         next._tempval = None
         target = next._greenlet
         if target is None:  # a first run
-            target = next._greenlet = greenlet(_bootstrap, self.root)
-            if getcurrent() is not self.root:
-                value = _Start(target, value)
-                target = self.root  # the root greenlet starts it (see _Start)
+            target, value = self.start_greenlet(next, value)
         del prev, next
         try:
             value = target.switch(value)
-            while value.__class__ is _Start:  # only the root greenlet receives these
+            while value.__class__ is Start:  # only the root greenlet receives these
                 value = value.greenlet.switch(value.value)
         except GreenletExit:
             raise _GarbageCollected from None
         if value.__class__ is bomb:
             value.raise_()
         return value
+
+    def start_greenlet(self, task, value):
+        """Give ``task``, which never ran, a greenlet: a parked one from the
+        pool, else a new one.  Returns whom to switch to, with what value
+        (a new greenlet is started by the root one, see ``Start``)."""
+        pool = self.pool
+        if pool:
+            target = task._greenlet = pool.pop()
+            return target, value
+        target = task._greenlet = greenlet(body, self.root)
+        if getcurrent() is not self.root:
+            return self.root, Start(target, value)
+        return target, value
 
     def make_current(self, task):
         """Make ``task`` the head: unblock it from its channel or reinsert it if paused."""
@@ -171,7 +190,7 @@ class Scheduler:
             self.insert(task)
         elif task._next is None:
             self.insert(task)
-        self.current = task
+        self.make_head(task)
 
     def run_task(self, prev, next):
         """Switch from ``prev`` (the running tasklet) to any tasklet ``next``.
@@ -217,12 +236,7 @@ class Scheduler:
             if next is not None:
                 self.make_current(next)
             return next
-        before = current._prev
-        before._next = next
-        next._prev = before
-        current._next = current._prev = None
-        self.current = next
-        self.runcount -= 1
+        self.remove(current)  # the head: its successor, next, becomes head
         return next
 
     def _idle_target(self, leaving):
@@ -277,17 +291,38 @@ class Scheduler:
     def end_current(self, error):
         """The running tasklet has finished (``error`` is what escaped it, or None).
 
-        Called from the dying greenlet: picks the next tasklet, makes it the
-        dying greenlet's parent, and returns the value greenlet hands to it
-        (or raises ``error``, which greenlet then raises in it).
+        Called from its greenlet (``_greenlets.body``): picks the next
+        tasklet, makes it head and returns it.  An ``error``, or a deadlock
+        once nothing is left, goes to the innermost ``run()`` caller or main:
+        that becomes the dying greenlet's parent and the error is raised, so
+        greenlet raises it there.
         """
         task = self.current
-        self.remove(task)
+        self.remove(task)  # its successor becomes head
         task._greenlet = None
         next = self.current
-        if next is None and error is None:
-            next = self._next_after_last_ended()
-        if error is not None or next is None:
+        if next is None or error is not None:
+            next, error = self._end_target(error)
+        if self.posted:
+            self.take_posted()
+        for hook in self.switch_hooks:
+            next = hook(task, next)
+        if _hooks.schedule is not None:
+            _callbacks.notify_schedule(self, task, next)
+        del task
+        if error is not None:
+            target = next._greenlet
+            if target is None:  # only hooks could pick a tasklet that never ran
+                target, next._tempval = self.start_greenlet(next, next._tempval)
+            getcurrent().parent = target
+            raise error
+        return next
+
+    def _end_target(self, error):
+        """Who runs after the last runnable tasklet ended, or after one that
+        raised: (that tasklet, made head; the error it must raise, if any)."""
+        next = None if error is not None else self._next_after_last_ended()
+        if next is None:
             # errors, and a thread with nothing left, go to the innermost run() caller or main
             next = self.wakeup_target()
             if error is None:
@@ -295,24 +330,7 @@ class Scheduler:
                 error = RuntimeError("the main tasklet is %s without a %s available."
                                      % (side, "sender" if side == "receiving" else "receiver"))
         self.make_current(next)
-        if self.inbox.tasklets:
-            self.take_posted()
-        for hook in self.switch_hooks:
-            next = hook(task, next)
-        if _hooks.schedule is not None:
-            _callbacks.notify_schedule(self, task, next)
-        del task
-        value = next._tempval
-        next._tempval = None
-        target = next._greenlet
-        if target is None:  # a first run: the root greenlet starts it (see _Start)
-            value = _Start(greenlet(_bootstrap, self.root), value)
-            next._greenlet = value.greenlet
-            target = self.root
-        getcurrent().parent = target
-        if error is not None:
-            raise error
-        return value
+        return next, error
 
     def _next_after_last_ended(self):
         """The last runnable tasklet ended: revive the watchdog or main if paused
@@ -321,50 +339,51 @@ class Scheduler:
         target = self.wakeup_target()
         if target._next is None and target._channel is None:
             return target
-        if _wait_for_posted(self):
+        if self.wait_for_posted():
             return self.current
         return None
 
+    # -- run() --------------------------------------------------------------
 
-class _Start:
-    """A request to the root greenlet: start ``greenlet`` with ``value``.
+    def run_until_idle(self, threadblock=False):
+        """The body of ``run()``: pause the caller as a watchdog and switch away.
 
-    A new greenlet begins on the stack of whoever first switches to it.
-    Started from inside other tasklets (or from one that is ending), C stacks
-    and recursion depths pile up (a segfault after ~13k chained starts, a
-    RecursionError after ~200 blocked tasklets), so non-root tasklets ask the
-    root greenlet, always suspended inside ``Scheduler.switch``, to start it
-    from there.  The root's stack stays one contiguous chain of real frames,
-    which the thread's exit at interpreter shutdown needs to unwind.
-    """
+        With ``threadblock``, an idle thread waits for tasklets other threads
+        make runnable instead of returning at once.
+        """
+        caller = self.current
+        if self.inbox.tasklets:
+            self.take_posted()
+        if caller._next is caller and not (threadblock and self.wait_for_posted()):
+            return None
+        self.check_trap()
+        self.watchdogs.append(caller)
+        outer_threadblock, self.threadblock = self.threadblock, threadblock
+        try:
+            self.remove(caller)
+            self.switch(caller, self.current)
+        finally:
+            self.threadblock = outer_threadblock
+            self.pop_watchdog(caller)
+        return None
 
-    __slots__ = ("greenlet", "value")
+    def wait_for_posted(self):
+        """Wait until another thread posts a tasklet; False once no thread could."""
+        inbox = self.inbox
+        while not inbox.tasklets:
+            if not _threads.others_can_wake(self):
+                return False
+            inbox.wait(0.25)
+        self.take_posted()
+        return True
 
-    def __init__(self, greenlet, value):
-        self.greenlet = greenlet
-        self.value = value
-
-
-def _bootstrap(value):
-    """The body of every tasklet's greenlet (it never references its tasklet
-    while suspended, so an unreachable blocked tasklet can be collected)."""
-    scheduler = _local.scheduler
-    error = None
-    try:
-        task = scheduler.current
-        func, args, kwargs = task._start
-        task._start = None  # first: thrown at before it ran, it must still end dead
-        del task
-        if value.__class__ is bomb:
-            value.raise_()
-        func(*args, **kwargs)
-    except _GarbageCollected:
-        return None  # greenlet is collecting us: not current, leave the scheduler alone
-    except TaskletExit:
-        pass
-    except BaseException as exc:  # re-raised in the innermost run() caller or main
-        error = exc
-    return scheduler.end_current(error)
+    def pop_watchdog(self, caller):
+        """Leave ``run()``: drop ``caller`` and any deeper watchdogs, making those runnable."""
+        watchdogs = self.watchdogs
+        while caller in watchdogs:
+            popped = watchdogs.pop()
+            if popped._next is None and popped._channel is None and popped.alive:
+                self.insert(popped)
 
 
 # -- the public scheduling functions (Stackless' Doc/library/stackless/stackless.rst) --
@@ -390,7 +409,7 @@ def schedule(retval=_CURRENT):
         return retval
     sched.check_trap()
     prev._tempval = retval
-    sched.current = next
+    sched.make_head(next)
     return sched.switch(prev, next)
 
 
@@ -429,50 +448,11 @@ def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltim
     """
     sched = current_scheduler()
     if timeout:
-        from ._watchdog import run_with_timeout
-        return run_with_timeout(sched, timeout, bool(threadblock), bool(soft),
-                                bool(ignore_nesting), bool(totaltimeout))
-    return run_until_idle(sched, bool(threadblock))
+        return _watchdog.run_with_timeout(sched, timeout, bool(threadblock), bool(soft),
+                                          bool(ignore_nesting), bool(totaltimeout))
+    return sched.run_until_idle(bool(threadblock))
 
 
-def run_until_idle(sched, threadblock=False):
-    """The body of ``run()``: pause the caller as a watchdog and switch away.
-
-    With ``threadblock``, an idle thread waits for tasklets other threads
-    make runnable instead of returning at once.
-    """
-    caller = sched.current
-    if sched.inbox.tasklets:
-        sched.take_posted()
-    if caller._next is caller and not (threadblock and _wait_for_posted(sched)):
-        return None
-    sched.check_trap()
-    sched.watchdogs.append(caller)
-    outer_threadblock, sched.threadblock = sched.threadblock, threadblock
-    try:
-        sched.remove(caller)
-        sched.switch(caller, sched.current)
-    finally:
-        sched.threadblock = outer_threadblock
-        pop_watchdog(sched, caller)
-    return None
-
-
-def _wait_for_posted(sched):
-    """Wait until another thread posts a tasklet; False once no thread could."""
-    inbox = sched.inbox
-    while not inbox.tasklets:
-        if not _threads.others_can_wake(sched):
-            return False
-        inbox.wait(0.25)
-    sched.take_posted()
-    return True
-
-
-def pop_watchdog(sched, caller):
-    """Leave ``run()``: drop ``caller`` and any deeper watchdogs, making those runnable."""
-    watchdogs = sched.watchdogs
-    while caller in watchdogs:
-        popped = watchdogs.pop()
-        if popped._next is None and popped._channel is None and popped.alive:
-            sched.insert(popped)
+_state.set_factory(_new_scheduler)
+_core.connect(local=_local, hooks=_hooks, shared=_threads.shared, bomb=bomb, start=Start,
+              greenlet_exit=GreenletExit, collected=_GarbageCollected, switch=greenlet.switch)

@@ -1,65 +1,293 @@
-/* Optional C fast path for channel.send() and channel.receive().
+/* The C core of stackless_compat: the types that own the hot state, and the
+ * common channel hand-overs on them.
  *
- * The pure-Python hand-over (_channel.py: channel._action) is the reference;
- * this file repeats only its common single-thread cases and calls
- * channel._action for everything else, before changing anything: channel
- * callbacks, threads sharing channels, switch traps, schedule_all, partners
- * in other threads, blocking the last runnable tasklet, block_trap, a closing
- * channel, tasklets that never ran, and any scheduler hook (posted tasklets,
- * switch hooks, the schedule callback).  Measured on the channel ping-pong:
- * 2.1x a raw greenlet.switch round trip, against 5.4x in Python
- * (bench/channels.py).
+ * What C is for (issue 13, option 1 in part): C owns the state that every
+ * hand-over touches -- a tasklet's ring links, greenlet and value in transit
+ * (TaskletCore), a channel's chain and balance (ChannelCore), a scheduler's
+ * head and counters (SchedulerCore), the process-wide hooks and channel lock
+ * (Hooks, Shared) -- as C types that tasklet, channel and Scheduler subclass,
+ * the way greenlet defines its own type.  ChannelCore.send/receive do the
+ * plain single-thread hand-overs on these structs; every other case
+ * (callbacks, threads, switch traps, schedule_all, a tasklet that never ran,
+ * block_trap, a closing channel, deadlock and thread waits) calls the Python
+ * policy, channel._action, before changing anything.  No C code reads a
+ * Python class's slots: the Python code reaches these fields through the
+ * member descriptors below, with the same names _core.py gives the pure
+ * Python types.
  *
- * The objects are the Python ones: their __slots__ are read and written at
- * the offsets the member descriptors give (setup() looks them up), so
- * subclasses keep working.  Set STACKLESS_COMPAT_PURE=1 to run without it.
+ * Why not the whole tasklet and channel in C yet: the Python policy (runs,
+ * kills, threads, the watchdog) would have to move with it to keep one copy;
+ * that is the way to the channel target and is left for later.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 
-/* slot offsets */
-static Py_ssize_t T_NEXT, T_PREV, T_SCHED, T_GREENLET, T_TEMPVAL, T_CHANNEL, T_BLOCK_TRAP;
-static Py_ssize_t C_NEXT, C_PREV, C_BALANCE, C_PREFERENCE, C_SCHEDULE_ALL, C_CLOSING;
-static Py_ssize_t S_CURRENT, S_RUNCOUNT, S_POSTED, S_SWITCH_HOOKS, S_SWITCH_TRAP;
-static Py_ssize_t S_WATCHDOGS, S_MAIN, S_THREADBLOCK;
-static Py_ssize_t H_SCHEDULE, H_CHANNEL, SH_LOCK;
+typedef struct {
+    PyObject_HEAD
+    PyObject *sched, *next, *prev, *greenlet, *tempval, *channel, *start;
+    char block_trap, atomic, ignore_nesting;
+} TaskletCore;
 
-/* the Python objects the fast path consults (set up once) */
-static PyObject *local_obj, *hooks_obj, *shared_obj, *bomb_type, *start_type, *fallback;
-static PyObject *greenlet_exit, *collected_exc, *switch_descr;
-static PyObject *str_scheduler, *str_switch, *str_raise, *str_greenlet, *str_value;
+typedef struct {
+    PyObject_HEAD
+    PyObject *next, *prev;
+    Py_ssize_t balance;
+    int preference;
+    char schedule_all, closing;
+} ChannelCore;
 
-#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+typedef struct {
+    PyObject_HEAD
+    PyObject *current;
+    Py_ssize_t runcount;
+    PyObject *posted, *switch_hooks;
+    Py_ssize_t switch_trap;
+    PyObject *watchdogs, *main;
+    char threadblock;
+} SchedulerCore;
 
-static void
-set_slot(PyObject *o, Py_ssize_t off, PyObject *v)
+typedef struct {
+    PyObject_HEAD
+    PyObject *schedule, *channel;
+} Hooks;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;
+} Shared;
+
+static PyTypeObject TaskletCoreType, ChannelCoreType, SchedulerCoreType, HooksType, SharedType;
+
+#define T(o) ((TaskletCore *)(o))
+#define CH(o) ((ChannelCore *)(o))
+
+/* replace a field; the old value is released last */
+#define SET(field, v) do { PyObject *old_ = (PyObject *)(field); Py_INCREF(v); \
+                           (field) = (v); Py_XDECREF(old_); } while (0)
+
+/* ---- the types: fields, GC support ------------------------------------- */
+
+#define VISIT_ALL(...) do { PyObject *objs_[] = {__VA_ARGS__}; \
+    for (size_t i_ = 0; i_ < sizeof(objs_) / sizeof(objs_[0]); i_++) Py_VISIT(objs_[i_]); \
+    } while (0)
+
+static int
+tasklet_traverse(TaskletCore *self, visitproc visit, void *arg)
 {
-    PyObject *old = SLOT(o, off);
-    Py_XINCREF(v);
-    SLOT(o, off) = v;
-    Py_XDECREF(old);
+    VISIT_ALL(self->sched, self->next, self->prev, self->greenlet, self->tempval, self->channel,
+              self->start);
+    return 0;
 }
 
-/* ``o``'s int slot plus ``delta`` as a new object, made before any link
- * changes so that a failure leaves every structure as it was */
+static int
+tasklet_clear(TaskletCore *self)
+{
+    Py_CLEAR(self->next);
+    Py_CLEAR(self->prev);
+    Py_CLEAR(self->channel);
+    Py_CLEAR(self->tempval);
+    Py_CLEAR(self->start);
+    Py_CLEAR(self->greenlet);
+    Py_CLEAR(self->sched);
+    return 0;
+}
+
+static void
+tasklet_dealloc(TaskletCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, tasklet_dealloc)
+    tasklet_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
 static PyObject *
-long_plus(PyObject *o, Py_ssize_t off, long delta)
+tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    long value = PyLong_AsLong(SLOT(o, off));
-    if (value == -1 && PyErr_Occurred())
+    TaskletCore *self = (TaskletCore *)type->tp_alloc(type, 0);
+    if (self == NULL)
         return NULL;
-    return PyLong_FromLong(value + delta);
+    self->sched = Py_NewRef(Py_None);
+    self->next = Py_NewRef(Py_None);
+    self->prev = Py_NewRef(Py_None);
+    self->greenlet = Py_NewRef(Py_None);
+    self->tempval = Py_NewRef(Py_None);
+    self->channel = Py_NewRef(Py_None);
+    self->start = Py_NewRef(Py_None);
+    return (PyObject *)self;
 }
 
-/* store the new reference ``v`` (stolen) in the slot */
-static void
-put_slot(PyObject *o, Py_ssize_t off, PyObject *v)
+static PyMemberDef tasklet_members[] = {
+    {"_sched", T_OBJECT, offsetof(TaskletCore, sched), 0, NULL},
+    {"_next", T_OBJECT, offsetof(TaskletCore, next), 0, NULL},
+    {"_prev", T_OBJECT, offsetof(TaskletCore, prev), 0, NULL},
+    {"_greenlet", T_OBJECT, offsetof(TaskletCore, greenlet), 0, NULL},
+    {"_tempval", T_OBJECT, offsetof(TaskletCore, tempval), 0, NULL},
+    {"_channel", T_OBJECT, offsetof(TaskletCore, channel), 0, NULL},
+    {"_start", T_OBJECT, offsetof(TaskletCore, start), 0, NULL},
+    {"_block_trap", T_BOOL, offsetof(TaskletCore, block_trap), 0, NULL},
+    {"_atomic", T_BOOL, offsetof(TaskletCore, atomic), 0, NULL},
+    {"_ignore_nesting", T_BOOL, offsetof(TaskletCore, ignore_nesting), 0, NULL},
+    {NULL}
+};
+
+static int
+channel_traverse(ChannelCore *self, visitproc visit, void *arg)
 {
-    PyObject *old = SLOT(o, off);
-    SLOT(o, off) = v;
-    Py_XDECREF(old);
+    VISIT_ALL(self->next, self->prev);
+    return 0;
 }
+
+static int
+channel_clear(ChannelCore *self)
+{
+    Py_CLEAR(self->next);
+    Py_CLEAR(self->prev);
+    return 0;
+}
+
+static void
+channel_dealloc(ChannelCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, channel_dealloc)
+    channel_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
+static PyObject *
+channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ChannelCore *self = (ChannelCore *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->next = Py_NewRef((PyObject *)self);  /* the empty chain */
+    self->prev = Py_NewRef((PyObject *)self);
+    self->preference = -1;
+    return (PyObject *)self;
+}
+
+static PyMemberDef channel_members[] = {
+    {"_next", T_OBJECT, offsetof(ChannelCore, next), 0, NULL},
+    {"_prev", T_OBJECT, offsetof(ChannelCore, prev), 0, NULL},
+    {"_balance", T_PYSSIZET, offsetof(ChannelCore, balance), 0, NULL},
+    {"_preference", T_INT, offsetof(ChannelCore, preference), 0, NULL},
+    {"_schedule_all", T_BOOL, offsetof(ChannelCore, schedule_all), 0, NULL},
+    {"_closing", T_BOOL, offsetof(ChannelCore, closing), 0, NULL},
+    {NULL}
+};
+
+static int
+scheduler_traverse(SchedulerCore *self, visitproc visit, void *arg)
+{
+    VISIT_ALL(self->current, self->posted, self->switch_hooks, self->watchdogs, self->main);
+    return 0;
+}
+
+static int
+scheduler_clear(SchedulerCore *self)
+{
+    Py_CLEAR(self->current);
+    Py_CLEAR(self->posted);
+    Py_CLEAR(self->switch_hooks);
+    Py_CLEAR(self->watchdogs);
+    Py_CLEAR(self->main);
+    return 0;
+}
+
+static void
+scheduler_dealloc(SchedulerCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    scheduler_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef scheduler_members[] = {
+    {"current", T_OBJECT, offsetof(SchedulerCore, current), 0, NULL},
+    {"runcount", T_PYSSIZET, offsetof(SchedulerCore, runcount), 0, NULL},
+    {"posted", T_OBJECT, offsetof(SchedulerCore, posted), 0, NULL},
+    {"switch_hooks", T_OBJECT, offsetof(SchedulerCore, switch_hooks), 0, NULL},
+    {"switch_trap", T_PYSSIZET, offsetof(SchedulerCore, switch_trap), 0, NULL},
+    {"watchdogs", T_OBJECT, offsetof(SchedulerCore, watchdogs), 0, NULL},
+    {"main", T_OBJECT, offsetof(SchedulerCore, main), 0, NULL},
+    {"threadblock", T_BOOL, offsetof(SchedulerCore, threadblock), 0, NULL},
+    {NULL}
+};
+
+static int
+hooks_traverse(Hooks *self, visitproc visit, void *arg)
+{
+    VISIT_ALL(self->schedule, self->channel);
+    return 0;
+}
+
+static int
+hooks_clear(Hooks *self)
+{
+    Py_CLEAR(self->schedule);
+    Py_CLEAR(self->channel);
+    return 0;
+}
+
+static void
+hooks_dealloc(Hooks *self)
+{
+    PyObject_GC_UnTrack(self);
+    hooks_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+hooks_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Hooks *self = (Hooks *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->schedule = Py_NewRef(Py_None);
+        self->channel = Py_NewRef(Py_None);
+    }
+    return (PyObject *)self;
+}
+
+static PyMemberDef hooks_members[] = {
+    {"schedule", T_OBJECT, offsetof(Hooks, schedule), 0, NULL},
+    {"channel", T_OBJECT, offsetof(Hooks, channel), 0, NULL},
+    {NULL}
+};
+
+static void
+shared_dealloc(Shared *self)
+{
+    Py_CLEAR(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+shared_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Shared *self = (Shared *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->lock = Py_NewRef(Py_None);
+    return (PyObject *)self;
+}
+
+static PyMemberDef shared_members[] = {
+    {"lock", T_OBJECT, offsetof(Shared, lock), 0, NULL},
+    {NULL}
+};
+
+/* ---- the hand-over ------------------------------------------------------ */
+
+/* the Python objects the hand-over consults (connect()) */
+static PyObject *local_obj, *bomb_type, *start_type, *greenlet_exit, *collected_exc;
+static PyObject *switch_descr;
+static Hooks *hooks_obj;
+static Shared *shared_obj;
+static PyObject *str_scheduler, *str_switch, *str_raise, *str_greenlet, *str_value, *str_action;
+static PyObject *int_send, *int_receive;
 
 static int
 truth(PyObject *o)
@@ -67,22 +295,30 @@ truth(PyObject *o)
     return o != NULL && o != Py_None && o != Py_False && PyObject_IsTrue(o) > 0;
 }
 
-/* The chain link of a tasklet or, at the ends of a channel's chain, of the channel. */
-#define NEXT_OF(o, ch) ((o) == (ch) ? C_NEXT : T_NEXT)
-#define PREV_OF(o, ch) ((o) == (ch) ? C_PREV : T_PREV)
+static PyObject *
+explode_or_return(PyObject *value)
+{
+    if ((PyObject *)Py_TYPE(value) == bomb_type) {
+        PyObject *raised = PyObject_CallMethodNoArgs(value, str_raise);
+        Py_DECREF(value);
+        Py_XDECREF(raised);
+        return NULL;
+    }
+    return value;
+}
 
-/* Scheduler.switch's plain case: ``next`` is the head; hand it its tempval.
- * Holds no reference to either tasklet while suspended (see _scheduler.py). */
-static inline __attribute__((always_inline)) PyObject *
+/* Scheduler.switch's plain case: ``next`` is already the head; hand it its
+ * tempval and switch to its greenlet.  No reference to any tasklet is held
+ * while this tasklet stays suspended (the GC promise, _scheduler.py). */
+static PyObject *
 switch_to(PyObject *next)
 {
-    PyObject *value = SLOT(next, T_TEMPVAL), *target = SLOT(next, T_GREENLET), *result;
-    Py_INCREF(value);
+    PyObject *value = T(next)->tempval, *target = T(next)->greenlet, *result;
+    T(next)->tempval = Py_NewRef(Py_None);  /* the reference to value moves to us */
     Py_INCREF(target);
-    set_slot(next, T_TEMPVAL, Py_None);
     {
-        /* greenlet.switch called through its method descriptor: fewer C frames
-           on the stack greenlet saves for every suspended tasklet */
+        /* greenlet.switch through its method descriptor: fewer C frames on
+           the stack greenlet saves for every suspended tasklet */
         PyObject *call_args[2] = {target, value};
         result = PyObject_Vectorcall(switch_descr, call_args, 2, NULL);
     }
@@ -106,184 +342,150 @@ switch_to(PyObject *next)
         }
         return NULL;
     }
-    if ((PyObject *)Py_TYPE(result) == bomb_type) {
-        PyObject *raised = PyObject_CallMethodNoArgs(result, str_raise);
-        Py_DECREF(result);
-        Py_XDECREF(raised);
-        return NULL;
-    }
-    return result;
+    return explode_or_return(result);
 }
 
-static PyObject *
-explode_or_return(PyObject *value)
+/* 1: handled (*result set, maybe NULL with an error); 0: not a plain case,
+ * nothing changed.  Code that may run Python (releasing a tempval whose
+ * __del__ may use this channel) runs only after the switch back. */
+static int
+fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
 {
-    if ((PyObject *)Py_TYPE(value) == bomb_type) {
-        PyObject *raised = PyObject_CallMethodNoArgs(value, str_raise);
-        Py_DECREF(value);
-        Py_XDECREF(raised);
-        return NULL;
-    }
-    return value;
-}
+    PyObject *sched_obj, *source, *target, *after, *next, *last, *got, *kept;
+    SchedulerCore *sched;
 
-/* 1: handled (*result set, maybe NULL with an error); 0: not a fast case.
- *
- * Everything that can fail or run Python code (new ints, releasing a
- * tempval whose __del__ may use this channel) happens before the first link
- * changes or after the switch, never in between. */
-static inline __attribute__((always_inline)) int
-fast_action(PyObject *ch, int direction, PyObject *value, PyObject **result)
-{
-    PyObject *sched, *source, *target, *after, *next, *last, *before, *got, *kept;
-    PyObject *new_balance = NULL, *new_runcount = NULL;
-    long balance;
-
-    if (SLOT(hooks_obj, H_CHANNEL) != Py_None || SLOT(shared_obj, SH_LOCK) != Py_None
-            || SLOT(hooks_obj, H_SCHEDULE) != Py_None)
+    if (local_obj == NULL || hooks_obj->channel != Py_None || hooks_obj->schedule != Py_None
+            || shared_obj->lock != Py_None)
         return 0;
-    sched = PyObject_GetAttr(local_obj, str_scheduler);
-    if (sched == NULL) {
+    sched_obj = PyObject_GetAttr(local_obj, str_scheduler);
+    if (sched_obj == NULL) {
         PyErr_Clear();
         return 0;  /* the thread's first stackless call: Python creates its scheduler */
     }
-    if (truth(SLOT(sched, S_SWITCH_TRAP)) || truth(SLOT(sched, S_SWITCH_HOOKS))
-            || truth(SLOT(sched, S_POSTED)))
+    sched = (SchedulerCore *)sched_obj;
+    if (!PyObject_TypeCheck(sched_obj, &SchedulerCoreType) || sched->switch_trap
+            || truth(sched->switch_hooks) || truth(sched->posted))
         goto not_fast;
-    source = SLOT(sched, S_CURRENT);
-    balance = PyLong_AsLong(SLOT(ch, C_BALANCE));
-    if (balance == -1 && PyErr_Occurred())
-        goto not_fast_error;
+    source = sched->current;
 
-    if (direction > 0 ? balance < 0 : balance > 0) {
+    if (direction > 0 ? ch->balance < 0 : ch->balance > 0) {
         /* a partner waits: take the first one */
-        int prefer = PyLong_AsLong(SLOT(ch, C_PREFERENCE)) == -direction;
-        target = SLOT(ch, C_NEXT);
-        if (SLOT(target, T_SCHED) != sched || SLOT(target, T_GREENLET) == Py_None
-                || truth(SLOT(ch, C_SCHEDULE_ALL)))
+        int prefer = ch->preference == -direction;
+        target = ch->next;
+        if (T(target)->sched != sched_obj || T(target)->greenlet == Py_None || ch->schedule_all)
             goto not_fast;
-        new_balance = long_plus(ch, C_BALANCE, direction);
-        new_runcount = long_plus(sched, S_RUNCOUNT, 1);
-        if (new_balance == NULL || new_runcount == NULL)
-            goto not_fast_error;
         Py_INCREF(target);
-        after = SLOT(target, T_NEXT);
+        after = T(target)->next;
         Py_INCREF(after);
-        set_slot(ch, C_NEXT, after);
-        set_slot(after, PREV_OF(after, ch), ch);
+        SET(ch->next, after);
+        if (after == (PyObject *)ch)
+            SET(ch->prev, (PyObject *)ch);
+        else
+            SET(T(after)->prev, (PyObject *)ch);
         Py_DECREF(after);
-        set_slot(target, T_NEXT, Py_None);
-        set_slot(target, T_PREV, Py_None);
-        set_slot(target, T_CHANNEL, Py_None);
-        put_slot(ch, C_BALANCE, new_balance);
-        put_slot(sched, S_RUNCOUNT, new_runcount);
+        SET(T(target)->next, Py_None);
+        SET(T(target)->prev, Py_None);
+        SET(T(target)->channel, Py_None);
+        ch->balance += direction;
+        sched->runcount += 1;
         /* the receiver gets the value, the sender None */
-        got = direction > 0 ? Py_None : SLOT(target, T_TEMPVAL);
+        kept = T(target)->tempval;  /* released once the links are whole */
+        got = direction > 0 ? Py_None : kept;
         Py_INCREF(got);
-        kept = SLOT(target, T_TEMPVAL);  /* released once the links are whole */
-        Py_INCREF(kept);
-        set_slot(target, T_TEMPVAL, direction > 0 ? value : Py_None);
+        T(target)->tempval = Py_NewRef(direction > 0 ? value : Py_None);
         if (prefer) {
             /* the partner runs now, right after the caller, who ends up last */
-            after = SLOT(source, T_NEXT);
+            PyObject *old;
+            after = T(source)->next;
             Py_INCREF(after);
-            set_slot(source, T_NEXT, target);
-            set_slot(target, T_PREV, source);
-            set_slot(target, T_NEXT, after);
-            set_slot(after, T_PREV, target);
+            SET(T(source)->next, target);
+            SET(T(target)->prev, source);
+            SET(T(target)->next, after);
+            SET(T(after)->prev, target);
             Py_DECREF(after);
-            set_slot(sched, S_CURRENT, target);
-            {
-                PyObject *old = SLOT(source, T_TEMPVAL);
-                SLOT(source, T_TEMPVAL) = got;  /* the reference to got moves in */
-                Py_DECREF(sched);
-                *result = switch_to(target);
-                Py_DECREF(target);
-                Py_XDECREF(old);
-            }
+            SET(sched->current, target);
+            old = T(source)->tempval;
+            T(source)->tempval = got;  /* the reference to got moves in */
+            Py_DECREF(sched_obj);
+            Py_DECREF(target);  /* the ring holds it */
+            *result = switch_to(target);
+            Py_XDECREF(old);
             Py_DECREF(kept);
             return 1;
         }
         /* the partner goes to the end of the run queue; the caller goes on */
-        last = SLOT(source, T_PREV);
+        last = T(source)->prev;
         Py_INCREF(last);
-        set_slot(last, T_NEXT, target);
-        set_slot(target, T_PREV, last);
-        set_slot(target, T_NEXT, source);
-        set_slot(source, T_PREV, target);
+        SET(T(last)->next, target);
+        SET(T(target)->prev, last);
+        SET(T(target)->next, source);
+        SET(T(source)->prev, target);
         Py_DECREF(last);
         Py_DECREF(target);
-        Py_DECREF(sched);
+        Py_DECREF(sched_obj);
         Py_DECREF(kept);
         *result = explode_or_return(got);
         return 1;
     }
 
-    /* nobody waits: block, unless the slow path must decide */
-    if (truth(SLOT(source, T_BLOCK_TRAP)) || truth(SLOT(ch, C_CLOSING)))
+    /* nobody waits: block, unless the Python policy must decide */
+    if (T(source)->block_trap || ch->closing)
         goto not_fast;
-    new_balance = long_plus(ch, C_BALANCE, direction);
-    if (new_balance == NULL)
-        goto not_fast_error;
-    next = SLOT(source, T_NEXT);
+    next = T(source)->next;
     if (next == source) {
         /* the last runnable tasklet blocks: revive the innermost run() caller
            (or main) if it is paused, as Scheduler._idle_target does; the
            webcont hub lives on this case (its main waits in run()) */
-        PyObject *watchdogs = SLOT(sched, S_WATCHDOGS);
-        Py_ssize_t depth = PyList_GET_SIZE(watchdogs);
-        next = depth ? PyList_GET_ITEM(watchdogs, depth - 1) : SLOT(sched, S_MAIN);
-        if (next == source || SLOT(next, T_NEXT) != Py_None || SLOT(next, T_CHANNEL) != Py_None
-                || SLOT(next, T_GREENLET) == Py_None || truth(SLOT(sched, S_THREADBLOCK))
+        PyObject *watchdogs = sched->watchdogs;
+        Py_ssize_t depth = PyList_Check(watchdogs) ? PyList_GET_SIZE(watchdogs) : 0;
+        next = depth ? PyList_GET_ITEM(watchdogs, depth - 1) : sched->main;
+        if (next == source || T(next)->next != Py_None || T(next)->channel != Py_None
+                || T(next)->greenlet == Py_None || sched->threadblock
                 || (PyObject *)Py_TYPE(value) == bomb_type)
             goto not_fast;
         Py_INCREF(next);
         Py_INCREF(source);
-        set_slot(next, T_NEXT, next);  /* the ring: just the revived tasklet */
-        set_slot(next, T_PREV, next);
+        SET(T(next)->next, next);  /* the ring: just the revived tasklet */
+        SET(T(next)->prev, next);
         /* runcount: one leaves, one comes back */
     }
     else {
-        if (SLOT(next, T_GREENLET) == Py_None)
-            goto not_fast;  /* it never ran: Scheduler.switch has the root start it */
-        new_runcount = long_plus(sched, S_RUNCOUNT, -1);
-        if (new_runcount == NULL)
-            goto not_fast_error;
+        PyObject *before;
+        if (T(next)->greenlet == Py_None)
+            goto not_fast;  /* it never ran: Python starts its greenlet */
         Py_INCREF(next);
         Py_INCREF(source);
-        before = SLOT(source, T_PREV);
+        before = T(source)->prev;
         Py_INCREF(before);
-        set_slot(before, T_NEXT, next);
-        set_slot(next, T_PREV, before);
+        SET(T(before)->next, next);
+        SET(T(next)->prev, before);
         Py_DECREF(before);
-        put_slot(sched, S_RUNCOUNT, new_runcount);
+        sched->runcount -= 1;
     }
-    set_slot(sched, S_CURRENT, next);
-    put_slot(ch, C_BALANCE, new_balance);
-    kept = SLOT(source, T_TEMPVAL);  /* its old value: released after the switch */
-    Py_INCREF(value);
-    SLOT(source, T_TEMPVAL) = value;
-    last = SLOT(ch, C_PREV);
+    SET(sched->current, next);
+    ch->balance += direction;
+    kept = T(source)->tempval;  /* its old value: released after the switch */
+    T(source)->tempval = Py_NewRef(value);
+    last = ch->prev;
     Py_INCREF(last);
-    set_slot(last, NEXT_OF(last, ch), source);
-    set_slot(ch, C_PREV, source);
-    set_slot(source, T_PREV, last);
-    set_slot(source, T_NEXT, ch);
+    if (last == (PyObject *)ch)
+        SET(ch->next, source);
+    else
+        SET(T(last)->next, source);
+    SET(ch->prev, source);
+    SET(T(source)->prev, last);
+    SET(T(source)->next, (PyObject *)ch);
     Py_DECREF(last);
-    set_slot(source, T_CHANNEL, ch);
+    SET(T(source)->channel, (PyObject *)ch);
     Py_DECREF(source);
-    Py_DECREF(sched);
+    Py_DECREF(sched_obj);
+    Py_DECREF(next);  /* the ring holds it */
     *result = switch_to(next);
-    Py_DECREF(next);
     Py_XDECREF(kept);
     return 1;
 
-not_fast_error:
-    PyErr_Clear();
 not_fast:
-    Py_XDECREF(new_balance);
-    Py_XDECREF(new_runcount);
-    Py_DECREF(sched);
+    Py_DECREF(sched_obj);
     return 0;
 }
 
@@ -299,109 +501,158 @@ channel_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         return NULL;
     }
     value = args[0];
-    if (fast_action(self, 1, value, &result))
+    if (fast_action(CH(self), 1, value, &result))
         return result;
-    return PyObject_CallFunction(fallback, "OiO", self, 1, value);
+    return PyObject_CallMethodObjArgs(self, str_action, int_send, value, NULL);
 }
 
 static PyObject *
 channel_receive(PyObject *self, PyObject *unused)
 {
     PyObject *result;
-    if (fast_action(self, -1, Py_None, &result))
+    if (fast_action(CH(self), -1, Py_None, &result))
         return result;
-    return PyObject_CallFunction(fallback, "OiO", self, -1, Py_None);
+    return PyObject_CallMethodObjArgs(self, str_action, int_receive, Py_None, NULL);
 }
 
-static PyMethodDef send_def = {"send", (PyCFunction)(void (*)(void))channel_send,
-    METH_FASTCALL | METH_KEYWORDS, "send($self, value)\n--\n\nSend ``value``; blocks until a receiver takes it (see ``preference``)."};
-static PyMethodDef receive_def = {"receive", channel_receive, METH_NOARGS,
-    "receive($self)\n--\n\nReceive a value; blocks until a sender offers one.  A received bomb explodes."};
+static PyMethodDef channel_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))channel_send, METH_FASTCALL | METH_KEYWORDS,
+     "send($self, value)\n--\n\nSend ``value``; blocks until a receiver takes it"
+     " (see ``preference``)."},
+    {"receive", channel_receive, METH_NOARGS,
+     "receive($self)\n--\n\nReceive a value; blocks until a sender offers one."
+     "  A received bomb explodes."},
+    {NULL}
+};
 
-static Py_ssize_t
-offset_of(PyObject *type, const char *name)
-{
-    PyObject *descr = PyObject_GetAttrString(type, name);
-    Py_ssize_t offset = -1;
-    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type))
-        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
-    Py_XDECREF(descr);
-    PyErr_Clear();
-    return offset;
-}
+#define CORE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC)
 
-/* setup(tasklet, channel, Scheduler, hooks, shared, local, bomb, _Start, _action,
- *       GreenletExit, _GarbageCollected, greenlet.switch)
- *   -> (send, receive) method descriptors */
+static PyTypeObject TaskletCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stackless_compat._speedups.TaskletCore",
+    .tp_doc = "A tasklet's state: ring links, scheduler, greenlet, value in transit,"
+              " channel, start arguments, flags.",
+    .tp_basicsize = sizeof(TaskletCore),
+    .tp_flags = CORE_FLAGS,
+    .tp_new = tasklet_new,
+    .tp_dealloc = (destructor)tasklet_dealloc,
+    .tp_traverse = (traverseproc)tasklet_traverse,
+    .tp_clear = (inquiry)tasklet_clear,
+    .tp_members = tasklet_members,
+};
+
+static PyTypeObject ChannelCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stackless_compat._speedups.ChannelCore",
+    .tp_doc = "A channel's chain of blocked tasklets, balance and flags.",
+    .tp_basicsize = sizeof(ChannelCore),
+    .tp_flags = CORE_FLAGS,
+    .tp_new = channel_new,
+    .tp_dealloc = (destructor)channel_dealloc,
+    .tp_traverse = (traverseproc)channel_traverse,
+    .tp_clear = (inquiry)channel_clear,
+    .tp_members = channel_members,
+    .tp_methods = channel_methods,
+};
+
+static PyTypeObject SchedulerCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stackless_compat._speedups.SchedulerCore",
+    .tp_doc = "A scheduler's head of the ring, counters and the flags the hand-over checks.",
+    .tp_basicsize = sizeof(SchedulerCore),
+    .tp_flags = CORE_FLAGS,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)scheduler_dealloc,
+    .tp_traverse = (traverseproc)scheduler_traverse,
+    .tp_clear = (inquiry)scheduler_clear,
+    .tp_members = scheduler_members,
+};
+
+static PyTypeObject HooksType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stackless_compat._speedups.Hooks",
+    .tp_doc = "The process-wide schedule and channel callbacks (_callbacks.hooks).",
+    .tp_basicsize = sizeof(Hooks),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = hooks_new,
+    .tp_dealloc = (destructor)hooks_dealloc,
+    .tp_traverse = (traverseproc)hooks_traverse,
+    .tp_clear = (inquiry)hooks_clear,
+    .tp_members = hooks_members,
+};
+
+static PyTypeObject SharedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stackless_compat._speedups.Shared",
+    .tp_doc = "The channel lock, None while one thread uses stackless (_threads.shared).",
+    .tp_basicsize = sizeof(Shared),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = shared_new,
+    .tp_dealloc = (destructor)shared_dealloc,
+    .tp_members = shared_members,
+};
+
 static PyObject *
-setup(PyObject *module, PyObject *args)
+connect(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    PyObject *tasklet, *channel, *scheduler;
-    if (!PyArg_ParseTuple(args, "O!O!O!OOOOOOOOO:setup", &PyType_Type, &tasklet,
-                          &PyType_Type, &channel, &PyType_Type, &scheduler, &hooks_obj,
-                          &shared_obj, &local_obj, &bomb_type, &start_type, &fallback,
-                          &greenlet_exit, &collected_exc, &switch_descr))
+    static char *names[] = {"local", "hooks", "shared", "bomb", "start", "greenlet_exit",
+                            "collected", "switch", NULL};
+    PyObject *local, *hooks, *shared, *bomb, *start, *gexit, *collected, *sw;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOOOO:connect", names, &local,
+                                     &HooksType, &hooks, &SharedType, &shared, &bomb, &start,
+                                     &gexit, &collected, &sw))
         return NULL;
-    Py_INCREF(switch_descr);
-    Py_INCREF(hooks_obj); Py_INCREF(shared_obj); Py_INCREF(local_obj); Py_INCREF(bomb_type);
-    Py_INCREF(start_type);
-    Py_INCREF(fallback); Py_INCREF(greenlet_exit); Py_INCREF(collected_exc);
-    T_NEXT = offset_of(tasklet, "_next");
-    T_PREV = offset_of(tasklet, "_prev");
-    T_SCHED = offset_of(tasklet, "_sched");
-    T_GREENLET = offset_of(tasklet, "_greenlet");
-    T_TEMPVAL = offset_of(tasklet, "_tempval");
-    T_CHANNEL = offset_of(tasklet, "_channel");
-    T_BLOCK_TRAP = offset_of(tasklet, "_block_trap");
-    C_NEXT = offset_of(channel, "_next");
-    C_PREV = offset_of(channel, "_prev");
-    C_BALANCE = offset_of(channel, "_balance");
-    C_PREFERENCE = offset_of(channel, "_preference");
-    C_SCHEDULE_ALL = offset_of(channel, "_schedule_all");
-    C_CLOSING = offset_of(channel, "_closing");
-    S_CURRENT = offset_of(scheduler, "current");
-    S_RUNCOUNT = offset_of(scheduler, "runcount");
-    S_POSTED = offset_of(scheduler, "posted");
-    S_SWITCH_HOOKS = offset_of(scheduler, "switch_hooks");
-    S_SWITCH_TRAP = offset_of(scheduler, "switch_trap");
-    S_WATCHDOGS = offset_of(scheduler, "watchdogs");
-    S_MAIN = offset_of(scheduler, "main");
-    S_THREADBLOCK = offset_of(scheduler, "threadblock");
-    H_SCHEDULE = offset_of((PyObject *)Py_TYPE(hooks_obj), "schedule");
-    H_CHANNEL = offset_of((PyObject *)Py_TYPE(hooks_obj), "channel");
-    SH_LOCK = offset_of((PyObject *)Py_TYPE(shared_obj), "lock");
-    if (T_NEXT < 0 || T_PREV < 0 || T_SCHED < 0 || T_GREENLET < 0 || T_TEMPVAL < 0
-            || T_CHANNEL < 0 || T_BLOCK_TRAP < 0 || C_NEXT < 0 || C_PREV < 0 || C_BALANCE < 0
-            || C_PREFERENCE < 0 || C_SCHEDULE_ALL < 0 || C_CLOSING < 0 || S_CURRENT < 0
-            || S_RUNCOUNT < 0 || S_POSTED < 0 || S_SWITCH_HOOKS < 0 || S_SWITCH_TRAP < 0
-            || S_WATCHDOGS < 0 || S_MAIN < 0 || S_THREADBLOCK < 0
-            || H_SCHEDULE < 0 || H_CHANNEL < 0 || SH_LOCK < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "stackless_compat._speedups: a slot is missing");
-        return NULL;
-    }
-    str_scheduler = PyUnicode_InternFromString("scheduler");
-    str_switch = PyUnicode_InternFromString("switch");
-    str_raise = PyUnicode_InternFromString("raise_");
-    str_greenlet = PyUnicode_InternFromString("greenlet");
-    str_value = PyUnicode_InternFromString("value");
-    if (!str_scheduler || !str_switch || !str_raise || !str_greenlet || !str_value)
-        return NULL;
-    return Py_BuildValue("NN", PyDescr_NewMethod((PyTypeObject *)channel, &send_def),
-                         PyDescr_NewMethod((PyTypeObject *)channel, &receive_def));
+    Py_XSETREF(bomb_type, Py_NewRef(bomb));
+    Py_XSETREF(start_type, Py_NewRef(start));
+    Py_XSETREF(greenlet_exit, Py_NewRef(gexit));
+    Py_XSETREF(collected_exc, Py_NewRef(collected));
+    Py_XSETREF(switch_descr, Py_NewRef(sw));
+    Py_XSETREF(hooks_obj, (Hooks *)Py_NewRef(hooks));
+    Py_XSETREF(shared_obj, (Shared *)Py_NewRef(shared));
+    Py_XSETREF(local_obj, Py_NewRef(local));  /* last: it turns the hand-over on */
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
-    {"setup", setup, METH_VARARGS, "Bind the fast path to the Python classes."},
+    {"connect", (PyCFunction)(void (*)(void))connect, METH_VARARGS | METH_KEYWORDS,
+     "connect(*, local, hooks, shared, bomb, start, greenlet_exit, collected, switch)\n--\n\n"
+     "Give the hand-over the Python objects it consults (once, from _core.connect)."},
     {NULL, NULL, 0, NULL}
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "stackless_compat._speedups",
-    "Optional C fast path for channel.send/receive (see _speedups.c).", -1, module_methods
+    "The C core types of stackless_compat and their channel hand-over (see _speedups.c).",
+    -1, module_methods
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module_def);
+    PyObject *module;
+    PyTypeObject *types[] = {&TaskletCoreType, &ChannelCoreType, &SchedulerCoreType,
+                             &HooksType, &SharedType};
+    const char *names[] = {"TaskletCore", "ChannelCore", "SchedulerCore", "Hooks", "Shared"};
+    str_scheduler = PyUnicode_InternFromString("scheduler");
+    str_switch = PyUnicode_InternFromString("switch");
+    str_raise = PyUnicode_InternFromString("raise_");
+    str_greenlet = PyUnicode_InternFromString("greenlet");
+    str_value = PyUnicode_InternFromString("value");
+    str_action = PyUnicode_InternFromString("_action");
+    int_send = PyLong_FromLong(1);
+    int_receive = PyLong_FromLong(-1);
+    if (!str_scheduler || !str_switch || !str_raise || !str_greenlet || !str_value
+            || !str_action || !int_send || !int_receive)
+        return NULL;
+    module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0
+                || PyModule_AddObjectRef(module, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
 }

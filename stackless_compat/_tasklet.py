@@ -9,9 +9,10 @@ current) -> dead.
 
 import sys
 
-from . import _tracing
+from . import _threads, _tracing
+from ._core import TaskletCore
 from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
-from ._scheduler import current_scheduler
+from ._state import current_scheduler
 
 __all__ = ["tasklet"]
 
@@ -24,31 +25,28 @@ def _flag(value, what):
     return bool(value)
 
 
-class tasklet:
+class tasklet(TaskletCore):
     """A tasklet: ``tasklet(func)(*args, **kwargs)`` binds and schedules it.
 
     Constructing with arguments is ``bind(func, args, kwargs)``; calling it
     is ``setup(*args, **kwargs)``, which returns the tasklet itself.
     """
 
-    __slots__ = ("_sched", "_next", "_prev", "_greenlet", "_start", "_tempval",
-                 "_channel", "_atomic", "_ignore_nesting", "_block_trap", "_trace",
-                 "_profile", "__weakref__")
+    # Every field lives in TaskletCore (no per-tasklet dict): _greenlet is set
+    # when it first runs and None again once dead; _start holds (func, args,
+    # kwargs) between setup and the first run; _tempval the bound function
+    # before setup, then values in transit; _channel the channel it blocks on.
+    __slots__ = ("__weakref__",)
 
     def __new__(cls, *args, **kwargs):
-        return cls._new_in(current_scheduler())
+        self = TaskletCore.__new__(cls)
+        self._sched = current_scheduler()
+        return self
 
     @classmethod
     def _new_in(cls, sched):
-        self = object.__new__(cls)
+        self = TaskletCore.__new__(cls)
         self._sched = sched
-        self._next = self._prev = None
-        self._greenlet = None   # created when it first runs; None again once dead
-        self._start = None      # (func, args, kwargs) between setup and first run
-        self._tempval = None    # the bound function before setup, then values in transit
-        self._channel = None    # the channel it is blocked on
-        self._atomic = self._ignore_nesting = self._block_trap = False
-        self._trace = self._profile = None  # used once per-tasklet tracing starts (_tracing)
         return self
 
     def __init__(self, func=None, args=None, kwargs=None):
@@ -66,15 +64,8 @@ class tasklet:
         """
         if func is not None and not callable(func):
             raise TypeError("tasklet function must be a callable or None, not %r" % (func,))
-        if self is self._sched.current:
-            raise RuntimeError("can't (re)bind the current tasklet")
-        if self.scheduled:
-            raise RuntimeError("tasklet is scheduled")
-        if self._greenlet is not None:
-            if self is self._sched.main:
-                raise RuntimeError("can't (re)bind the main tasklet")
-            raise RuntimeError("tasklet has C state on its stack: a suspended greenlet"
-                               " cannot be rebound; kill() it first")
+        if self._next is not None or self._greenlet is not None:
+            self._refuse_bind()
         self._start = None
         if args is None and kwargs is None:
             self._tempval = func
@@ -83,6 +74,16 @@ class tasklet:
                 self._tempval = func
             self._setup(args or (), kwargs or {})
         return self
+
+    def _refuse_bind(self):
+        if self is self._sched.current:
+            raise RuntimeError("can't (re)bind the current tasklet")
+        if self._next is not None:
+            raise RuntimeError("tasklet is scheduled")
+        if self is self._sched.main:
+            raise RuntimeError("can't (re)bind the main tasklet")
+        raise RuntimeError("tasklet has C state on its stack: a suspended greenlet"
+                           " cannot be rebound; kill() it first")
 
     def _setup(self, args, kwargs):
         func = self._tempval
@@ -95,9 +96,13 @@ class tasklet:
 
     def setup(self, *args, **kwargs):
         """Give the bound callable its arguments and insert at the end of the run queue."""
-        if self.alive:
+        if self._start is not None or self._greenlet is not None:
             raise RuntimeError("tasklet is alive")
-        self._setup(args, kwargs)
+        func = self._tempval
+        if func is None:
+            raise RuntimeError("the tasklet was not bound to a function")
+        self._start = (func, args, kwargs)  # a fresh args tuple and kwargs dict: ours
+        self._tempval = None
         self._sched.insert(self)
         return self
 
@@ -242,7 +247,6 @@ class tasklet:
         """Rebind a tasklet that has not started yet to another thread
         (default: the calling thread).  Started tasklets cannot move: their
         greenlet belongs to the thread that ran them."""
-        from . import _threads
         if thread_id is None:
             target = current_scheduler()
         else:
@@ -321,7 +325,6 @@ class tasklet:
     def thread_id(self):
         """The id of the thread it belongs to, ``-1`` once that thread has ended."""
         sched = self._sched
-        from . import _threads
         if _threads.scheduler_of(sched.thread_id) is sched:
             return sched.thread_id
         return -1

@@ -21,6 +21,9 @@ import time
 import weakref
 from collections import deque
 
+from ._core import Shared
+from ._state import current_scheduler
+
 __all__ = ["get_thread_info", "thread_ids"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -30,16 +33,8 @@ _schedulers = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
-class _Shared:
-    """Process-wide state of the multi-threaded mode."""
-
-    __slots__ = ("lock",)
-
-    def __init__(self):
-        self.lock = None  # the channel lock, once two threads use stackless
-
-
-shared = _Shared()
+#: the channel lock, once two threads use stackless (a core type: the C hand-over reads it)
+shared = Shared()
 
 
 class _NoLock:
@@ -99,10 +94,11 @@ class _ThreadGuard:
     def __init__(self, scheduler):
         self.scheduler = scheduler
 
-    def __del__(self):
+    def __del__(self, _lock=_registry_lock, _schedulers=_schedulers):
+        # the defaults: at interpreter exit this may run after the module's globals are gone
         scheduler = self.scheduler
         scheduler.thread_alive = False
-        with _registry_lock:
+        with _lock:
             if _schedulers.get(scheduler.thread_id) is scheduler:
                 del _schedulers[scheduler.thread_id]
 
@@ -169,7 +165,6 @@ def get_thread_info(thread_id=None):
     used stackless answers ``(None, None, 0)``; an unknown id raises
     ``RuntimeError`` as in Stackless.
     """
-    from ._scheduler import current_scheduler
     if thread_id is None or thread_id == threading.get_ident():
         scheduler = current_scheduler()
     else:

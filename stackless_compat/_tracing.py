@@ -12,6 +12,9 @@ before that acts on the whole thread, as in CPython.  During a timed
 
 import os
 import sys
+import weakref
+
+from ._state import current_scheduler
 
 __all__ = ["get_function", "set_function"]
 
@@ -19,9 +22,26 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _GETTERS = {"trace": sys.gettrace, "profile": sys.getprofile}
 _SETTERS = {"trace": sys.settrace, "profile": sys.setprofile}
 
+# tasklet -> {"trace": f, "profile": f}: only tasklets that ever had one (rare),
+# so tasklets themselves carry no field for them
+_functions = weakref.WeakKeyDictionary()
+
+
+def _saved(task, kind):
+    functions = _functions.get(task)
+    return None if functions is None else functions.get(kind)
+
+
+def _save(task, kind, function):
+    functions = _functions.get(task)
+    if functions is None:
+        if function is None:
+            return
+        functions = _functions[task] = {}
+    functions[kind] = function
+
 
 def _is_running(task):
-    from ._scheduler import current_scheduler
     return task._sched is current_scheduler() and task is task._sched.current
 
 
@@ -29,14 +49,14 @@ def get_function(task, kind):
     """The trace or profile function (``kind``) of ``task``."""
     if _is_running(task):
         return _GETTERS[kind]()
-    return getattr(task, "_" + kind)
+    return _saved(task, kind)
 
 
 def set_function(task, kind, function):
     """Set ``task``'s trace or profile function, starting per-tasklet swapping."""
     if function is not None and not callable(function):
         raise TypeError("%s_function must be callable or None" % kind)
-    setattr(task, "_" + kind, function)
+    _save(task, kind, function)
     sched = task._sched
     if _swap not in sched.switch_hooks:
         sched.switch_hooks = sched.switch_hooks + (_swap,)
@@ -61,11 +81,12 @@ def _swap(prev, next):
     While a timed ``run()`` is in progress its watchdog owns ``sys.settrace``,
     so only profile functions are swapped then.
     """
-    prev._profile = sys.getprofile()
-    sys.setprofile(next._profile)
+    _save(prev, "profile", sys.getprofile())
+    sys.setprofile(_saved(next, "profile"))
     if next._sched.watchdog is None:
-        prev._trace = sys.gettrace()
-        sys.settrace(next._trace)
-        if next._trace is not None:
-            _trace_frames(next, next._trace)
+        _save(prev, "trace", sys.gettrace())
+        trace = _saved(next, "trace")
+        sys.settrace(trace)
+        if trace is not None:
+            _trace_frames(next, trace)
     return next

@@ -23,7 +23,7 @@ never traced, so scheduler state stays consistent.
 import os
 import sys
 
-from ._scheduler import _local
+from ._state import _local
 
 __all__ = ["run_with_timeout"]
 
@@ -88,7 +88,7 @@ class Watchdog:
             sched = self.sched
             if caller._next is None and caller._channel is None:
                 sched.insert(caller)  # at the end of the ring, i.e. just before next
-                sched.current = caller
+                sched.make_head(caller)
                 next = caller
         if not self.totaltimeout:
             self.remaining = self.budget
@@ -117,11 +117,10 @@ def run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltim
     behave as plain ``run()``.  ``ignore_nesting`` changes nothing here:
     greenlet can interrupt at any nesting level.
     """
-    from ._scheduler import run_until_idle
     if not isinstance(timeout, int) or timeout < 0:
         raise TypeError("run() timeout must be a non-negative int, not %r" % (timeout,))
     if sched.watchdog is not None:
-        return run_until_idle(sched, threadblock)
+        return sched.run_until_idle(threadblock)
     watchdog = Watchdog(sched, sched.current, timeout, soft, totaltimeout)
     outer_trace = sys.gettrace()
     sched.watchdog = watchdog
@@ -129,7 +128,7 @@ def run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltim
     sched.switch_hooks = hooks + (watchdog.on_switch,)
     sys.settrace(_trace)
     try:
-        run_until_idle(sched, threadblock)
+        sched.run_until_idle(threadblock)
     finally:
         sys.settrace(outer_trace)
         sched.switch_hooks = hooks

@@ -13,19 +13,19 @@ import sys
 import pytest
 
 import stackless_compat as stackless
-from stackless_compat import _channel
+from stackless_compat import _core
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_the_fast_path_is_installed_when_it_was_built():
     built = any(name.startswith("_speedups") and name.endswith((".so", ".pyd"))
-                for name in os.listdir(os.path.dirname(_channel.__file__)))
+                for name in os.listdir(os.path.dirname(_core.__file__)))
     if os.environ.get("STACKLESS_COMPAT_PURE"):
-        assert not _channel.SPEEDUPS
+        assert not _core.SPEEDUPS
     else:
-        assert _channel.SPEEDUPS == built
-    if _channel.SPEEDUPS:
+        assert _core.SPEEDUPS == built
+    if _core.SPEEDUPS:
         assert type(stackless.channel.send).__name__ == "method_descriptor"
         assert stackless.channel.send.__doc__.startswith("Send")
 
@@ -85,17 +85,17 @@ def test_subclasses_and_the_slow_cases_still_work_through_the_fast_path():
     stackless.run()
     channel.send(2)                      # slow: a channel callback is set
     stackless.set_channel_callback(None)
-    if _channel.SPEEDUPS:
+    if _core.SPEEDUPS:
         with pytest.raises(TypeError):
             stackless.channel.send(object(), 1)  # the C descriptor checks its self
     assert got == [1, "cb", "cb", 2]
 
 
-@pytest.mark.skipif(not _channel.SPEEDUPS, reason="the C fast path is not built here:"
+@pytest.mark.skipif(not _core.SPEEDUPS, reason="the C fast path is not built here:"
                     " the whole suite already runs on the pure-Python hand-over")
 def test_the_pure_python_hand_over_passes_the_same_tests():
     files = ["tests/stackless_compat/%s.py" % name for name in
-             ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model",
+             ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model", "test_greenlets",
               "test_threads", "test_many_tasklets")]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
                             + files, cwd=ROOT, capture_output=True, text=True, timeout=600,

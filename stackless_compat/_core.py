@@ -1,0 +1,101 @@
+"""The core state of tasklets, channels and schedulers, in C or in Python.
+
+The hot fields (ring and channel links, values in transit, balance, the
+scheduler's head and counters, the process-wide hooks and channel lock)
+live in small base types that ``tasklet``, ``channel`` and ``Scheduler``
+subclass.  When the optional C extension (``_speedups.c``) is built, these
+base types are C types and own that state: their ``send``/``receive`` do
+the common single-thread hand-overs on their own structs and call the
+Python ``channel._action`` for every other case.  Here are the same types
+in Python, used when the extension is missing or ``STACKLESS_COMPAT_PURE``
+is set; then ``send``/``receive`` are plain calls of ``_action``.
+
+Either way every field is an attribute with the same name and meaning, so
+the Python policy reads and writes it the same way on both paths.
+"""
+
+import os
+
+__all__ = ["SPEEDUPS", "TaskletCore", "ChannelCore", "SchedulerCore", "Hooks", "Shared"]
+
+
+class _PyTaskletCore:
+    """A tasklet's state: ring links, scheduler, greenlet, value in transit,
+    channel, start arguments, flags."""
+
+    __slots__ = ("_sched", "_next", "_prev", "_greenlet", "_tempval", "_channel", "_start",
+                 "_block_trap", "_atomic", "_ignore_nesting")
+
+    def __new__(cls, *args, **kwargs):
+        self = object.__new__(cls)
+        self._sched = self._next = self._prev = self._greenlet = None
+        self._tempval = self._channel = self._start = None
+        self._block_trap = self._atomic = self._ignore_nesting = False
+        return self
+
+
+class _PyChannelCore:
+    """A channel's chain of blocked tasklets, balance and flags."""
+
+    __slots__ = ("_next", "_prev", "_balance", "_preference", "_schedule_all", "_closing")
+
+    def send(self, value):
+        """Send ``value``; blocks until a receiver takes it (see ``preference``)."""
+        return self._action(1, value)
+
+    def receive(self):
+        """Receive a value; blocks until a sender offers one.  A received bomb explodes."""
+        return self._action(-1, None)
+
+
+class _PySchedulerCore:
+    """A scheduler's head of the ring, counters and the flags the hand-over checks."""
+
+    __slots__ = ("current", "runcount", "posted", "switch_hooks", "switch_trap", "watchdogs",
+                 "main", "threadblock")
+
+
+class _PyHooks:
+    """The process-wide schedule and channel callbacks (``_callbacks.hooks``)."""
+
+    __slots__ = ("schedule", "channel")
+
+    def __init__(self):
+        self.schedule = self.channel = None
+
+
+class _PyShared:
+    """The channel lock, None while only one thread uses stackless (``_threads.shared``)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self):
+        self.lock = None
+
+
+def _speedups_or_none():
+    if os.environ.get("STACKLESS_COMPAT_PURE"):
+        return None
+    try:
+        from . import _speedups  # optional: built when a C compiler was there
+    except ImportError:
+        return None
+    return _speedups
+
+
+_c = _speedups_or_none()
+
+#: True when the core types are the C ones of ``_speedups``
+SPEEDUPS = _c is not None
+if SPEEDUPS:
+    TaskletCore, ChannelCore, SchedulerCore = _c.TaskletCore, _c.ChannelCore, _c.SchedulerCore
+    Hooks, Shared = _c.Hooks, _c.Shared
+else:
+    TaskletCore, ChannelCore, SchedulerCore = _PyTaskletCore, _PyChannelCore, _PySchedulerCore
+    Hooks, Shared = _PyHooks, _PyShared
+
+
+def connect(**objects):
+    """Give the C hand-over the Python objects it consults (once, from ``_scheduler``)."""
+    if SPEEDUPS:
+        _c.connect(**objects)

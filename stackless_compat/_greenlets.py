@@ -1,0 +1,94 @@
+"""The greenlets tasklets run on: how one starts, the body it runs, and recycling.
+
+Nothing here references a tasklet while suspended: the body finds its
+tasklet through the scheduler's ``current`` (the GC promise, ``_scheduler``).
+"""
+
+from greenlet import GreenletExit, getcurrent
+
+from ._errors import _GarbageCollected, TaskletExit, bomb
+from ._state import _local
+
+__all__ = ["Start", "body", "POOL_LIMIT"]
+
+#: parked greenlets a scheduler keeps for new tasklets (each ~20 KiB with its frame chunk)
+POOL_LIMIT = 64
+
+
+class Start:
+    """A request to the root greenlet: start ``greenlet`` with ``value``.
+
+    A new greenlet begins on the stack of whoever first switches to it.
+    Started from inside other tasklets (or from one that is ending), C stacks
+    and recursion depths pile up (a segfault after ~13k chained starts, a
+    RecursionError after ~200 blocked tasklets), so non-root tasklets ask the
+    root greenlet, always suspended inside ``Scheduler.switch``, to start it
+    from there.  The root's stack stays one contiguous chain of real frames,
+    which the thread's exit at interpreter shutdown needs to unwind.
+    """
+
+    __slots__ = ("greenlet", "value")
+
+    def __init__(self, greenlet, value):
+        self.greenlet = greenlet
+        self.value = value
+
+
+def body(value):
+    """The body of every tasklet's greenlet: it runs tasklets one after another.
+
+    Creating a greenlet and switching into it for the first time is most of
+    what a spawn costs (CPython 3.11 gives each new greenlet its own frame
+    chunk, an ``mmap``), so a greenlet whose tasklet ended is not thrown
+    away.  If the next tasklet to run never ran, it runs right here, with no
+    switch at all; otherwise the greenlet parks in its scheduler's pool, at
+    the bottom of its stack, until ``Scheduler.start_greenlet`` hands it a
+    new tasklet (at most ``POOL_LIMIT`` wait; more just end).  Each tasklet
+    starts in an empty ``contextvars`` context, as on a new greenlet.  An
+    exception that escapes a tasklet ends its greenlet: greenlet raises it in
+    the innermost ``run()`` caller or main (``Scheduler.end_current``).
+
+    Nothing here references a tasklet while suspended (the GC promise).
+    """
+    while True:
+        scheduler = _local.scheduler
+        error = None
+        try:
+            task = scheduler.current
+            func, args, kwargs = task._start
+            task._start = None  # first: thrown at before it ran, it must still end dead
+            del task
+            if value.__class__ is bomb:
+                value.raise_()
+            value = None
+            func(*args, **kwargs)
+        except _GarbageCollected:
+            return None  # greenlet is collecting us: not current, leave the scheduler alone
+        except TaskletExit:
+            pass
+        except BaseException as exc:  # re-raised in the innermost run() caller or main
+            error = exc
+        func = args = kwargs = None
+        next = scheduler.end_current(error)  # raises error, ending this greenlet
+        value = next._tempval
+        next._tempval = None
+        me = getcurrent()
+        if next._greenlet is None:  # it never ran: run it here
+            next._greenlet = me
+            me.gr_context = None
+            del next, me, scheduler
+            continue
+        target = next._greenlet
+        pool = scheduler.pool
+        del next, scheduler
+        if len(pool) >= POOL_LIMIT:
+            me.parent = target  # end: greenlet hands value to target
+            return value
+        pool.append(me)
+        del me, pool
+        try:
+            value = target.switch(value)  # parked until start_greenlet picks us
+        except GreenletExit:
+            return None  # the pool was dropped: end quietly
+        del target
+        getcurrent().gr_context = None

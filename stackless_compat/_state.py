@@ -1,0 +1,34 @@
+"""Where a thread finds its scheduler: the thread-local and ``current_scheduler()``.
+
+Kept apart from ``_scheduler`` (as trio keeps ``_run_context`` apart from
+``_run``) so that tasklets, channels, threads, tracing and the watchdog can
+find the running scheduler without importing the module that defines it:
+``_scheduler`` imports them, never the other way round.  It registers the
+factory that builds a thread's scheduler on first use.
+"""
+
+import threading
+
+__all__ = ["current_scheduler", "scheduler_or_none"]
+
+_local = threading.local()
+_factory = None  # set once by _scheduler: builds and registers this thread's scheduler
+
+
+def current_scheduler():
+    """Return this thread's scheduler, creating it (and its main tasklet) on first use."""
+    try:
+        return _local.scheduler
+    except AttributeError:
+        return _factory()
+
+
+def scheduler_or_none():
+    """This thread's scheduler, or None if the thread never used stackless (creates none)."""
+    return getattr(_local, "scheduler", None)
+
+
+def set_factory(factory):
+    """Called once by ``_scheduler``: ``factory()`` makes this thread's scheduler."""
+    global _factory
+    _factory = factory
