@@ -135,8 +135,12 @@ class channel(ChannelCore):
             return value
         if next is None:  # the thread's last tasklet blocked: wait for another thread
             next = sched.wait_for_work(self, source)
-            return sched.run_task(source, next)
-        return sched.switch(source, next)
+            sched.leaving = source
+            del source  # the GC promise (see Scheduler.switch)
+            return sched.run_task(next)
+        sched.leaving = source
+        del source
+        return sched.switch(next)
 
     def _notify(self, sched, source, direction):
         balance = self._balance

@@ -62,7 +62,7 @@ class Scheduler(SchedulerCore):
     The head, counters and hand-over flags live in ``SchedulerCore``.
     """
 
-    __slots__ = ("thread_id", "thread_alive", "root", "inbox", "watchdog", "pool",
+    __slots__ = ("thread_id", "thread_alive", "root", "inbox", "watchdog", "pool", "leaving",
                  "in_callback", "in_channel_callback", "__weakref__")
 
     def __init__(self):
@@ -75,6 +75,7 @@ class Scheduler(SchedulerCore):
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
         self.root = getcurrent()
         self.pool = []  # parked greenlets of ended tasklets, for new ones (_greenlets)
+        self.leaving = None  # the tasklet switch() leaves, handed over without a local
         self.runcount = 0
         self.current = None
         self.watchdogs = []  # tasklets inside run(), innermost last
@@ -139,12 +140,18 @@ class Scheduler(SchedulerCore):
                 raise RuntimeError("Recursive scheduler call due to callbacks!")
             raise RuntimeError("switch_trap: tasklet switching is trapped in this thread")
 
-    def switch(self, prev, next):
-        """Switch from the running tasklet ``prev`` to ``next``, already made head.
+    def switch(self, next):
+        """Switch from the running tasklet to ``next``, already made head.
 
-        Returns the value handed to ``prev`` when something switches back to
-        it, raising it instead if it is a bomb.
+        The caller puts the running tasklet in ``leaving`` and keeps no
+        local reference to it: a frame that stays suspended must not
+        reference its own tasklet, or dropping a paused tasklet would leak
+        it (greenlet never collects a cycle through suspended frames).
+        Returns the value handed to it when something switches back to it,
+        raising it instead if it is a bomb.
         """
+        prev = self.leaving
+        self.leaving = None
         if self.posted:
             self.take_posted()
         if self.switch_hooks:
@@ -192,17 +199,19 @@ class Scheduler(SchedulerCore):
             self.insert(task)
         self.make_head(task)
 
-    def run_task(self, prev, next):
-        """Switch from ``prev`` (the running tasklet) to any tasklet ``next``.
+    def run_task(self, next):
+        """Switch from the running tasklet, in ``leaving`` (see ``switch``), to
+        any tasklet ``next``.
 
         This is Stackless' ``slp_schedule_task``: ``next`` is unblocked or
         reinserted if needed and becomes the head; switching to oneself just
         returns one's ``tempval``.
         """
         self.make_current(next)
-        if next is prev:
-            return self.claim(prev)
-        return self.switch(prev, next)
+        if next is self.leaving:
+            self.leaving = None
+            return self.claim(next)
+        return self.switch(next)
 
     @staticmethod
     def claim(task):
@@ -361,7 +370,8 @@ class Scheduler(SchedulerCore):
         outer_threadblock, self.threadblock = self.threadblock, threadblock
         try:
             self.remove(caller)
-            self.switch(caller, self.current)
+            self.leaving = caller  # a run() caller stays referenced by watchdogs anyway
+            self.switch(self.current)
         finally:
             self.threadblock = outer_threadblock
             self.pop_watchdog(caller)
@@ -410,7 +420,9 @@ def schedule(retval=_CURRENT):
     sched.check_trap()
     prev._tempval = retval
     sched.make_head(next)
-    return sched.switch(prev, next)
+    sched.leaving = prev
+    del prev, retval  # the GC promise (see Scheduler.switch)
+    return sched.switch(next)
 
 
 def schedule_remove(retval=_CURRENT):
@@ -436,7 +448,9 @@ def schedule_remove(retval=_CURRENT):
         next._tempval = retval  # as Stackless' revive: the pending exception goes to main
     if next is None:
         next = sched.wait_for_work(None, prev)
-    return sched.run_task(prev, next)
+    sched.leaving = prev
+    del prev, retval  # the GC promise (see Scheduler.switch)
+    return sched.run_task(next)
 
 
 def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False):

@@ -152,11 +152,11 @@ class tasklet(TaskletCore):
         if sched is not current_scheduler():
             self.insert()  # another thread's tasklet: it runs there, the caller goes on
             return None
-        prev = sched.current
-        if self is not prev:
+        if self is not sched.current:
             sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
         self.insert()
-        return sched.run_task(prev, self)
+        sched.leaving = sched.current
+        return sched.run_task(self)
 
     def switch(self):
         """Like ``run()``, but the caller is paused (removed from the run queue).
@@ -169,7 +169,9 @@ class tasklet(TaskletCore):
             sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
         self.insert()
         sched.remove(prev)
-        return sched.run_task(prev, self)
+        sched.leaving = prev
+        del prev  # the GC promise (see Scheduler.switch)
+        return sched.run_task(self)
 
     def _local_scheduler(self, what):
         sched = self._sched
@@ -224,10 +226,10 @@ class tasklet(TaskletCore):
                 else:
                     sched.post(self)
             return None
-        prev = sched.current
         sched.check_trap()
         self._tempval = b
-        return sched.run_task(prev, self)
+        sched.leaving = sched.current
+        return sched.run_task(self)
 
     # -- flags -------------------------------------------------------------------
 

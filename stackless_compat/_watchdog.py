@@ -70,7 +70,9 @@ class Watchdog:
         self.remaining = self.budget
         sched.remove(victim)
         sched.make_current(self.caller)
-        sched.switch(victim, self.caller)
+        sched.leaving = victim
+        del victim  # the GC promise (see Scheduler.switch)
+        sched.switch(self.caller)
         # resumed, inserted again by whoever got it back from run(): maybe in a
         # later timed run, whose tracer must take over this frame
         watchdog = sched.watchdog
