@@ -41,9 +41,10 @@ def body(value):
     what a spawn costs (CPython 3.11 gives each new greenlet its own frame
     chunk, an ``mmap``), so a greenlet whose tasklet ended is not thrown
     away.  If the next tasklet to run never ran, it runs right here, with no
-    switch at all; otherwise the greenlet parks in its scheduler's pool, at
-    the bottom of its stack, until ``Scheduler.start_greenlet`` hands it a
-    new tasklet (at most ``POOL_LIMIT`` wait; more just end).  Each tasklet
+    switch at all; if it is the root greenlet's (main, or the ``run()`` caller
+    on it), the greenlet parks in its scheduler's pool, at the bottom of its
+    stack, until ``Scheduler.start_greenlet`` hands it a new tasklet (at most
+    ``POOL_LIMIT`` wait); otherwise it ends.  Each tasklet
     starts in an empty ``contextvars`` context, as on a new greenlet.  An
     exception that escapes a tasklet ends its greenlet: greenlet raises it in
     the innermost ``run()`` caller or main (``Scheduler.end_current``).
@@ -80,10 +81,15 @@ def body(value):
             continue
         target = next._greenlet
         pool = scheduler.pool
-        del next, scheduler
-        if len(pool) >= POOL_LIMIT:
-            me.parent = target  # end: greenlet hands value to target
+        if target is not scheduler.root or len(pool) >= POOL_LIMIT:
+            # end: greenlet hands value to target.  Only a greenlet that goes
+            # back to the root parks: parked, it keeps what it switched to
+            # alive, and the root's greenlet is alive anyway (a parked
+            # reference to another tasklet's greenlet would keep that one
+            # from being collected with its tasklet)
+            me.parent = target
             return value
+        del next, scheduler
         pool.append(me)
         del me, pool
         try:

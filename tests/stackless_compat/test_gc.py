@@ -118,3 +118,24 @@ def test_a_tasklet_blocked_on_a_channel_nobody_else_references_is_kept_until_kil
     _collect()
     assert ref() is None
     assert record == ["finally"]
+
+
+def test_a_dropped_tasklet_on_a_recycled_greenlet_is_freed_and_runs_its_finally():
+    """Greenlets of ended tasklets wait in a pool; none may keep another alive."""
+    gate = stackless.channel()
+    gate.preference = 1  # main's sends do not switch: both wake up in run()
+    for _ in range(2):
+        stackless.tasklet(gate.receive)()
+    stackless.run()
+    gate.send(None)
+    gate.send(None)
+    stackless.run()  # the first ends into the second, the second into main
+    record = []
+    task = stackless.tasklet(_waiting(record, stackless.schedule))()
+    task.run()
+    task.remove()
+    ref = weakref.ref(task)
+    del task
+    _collect()
+    assert ref() is None
+    assert record == ["finally"]
