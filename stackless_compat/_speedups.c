@@ -310,7 +310,7 @@ explode_or_return(PyObject *value)
 /* Scheduler.switch's plain case: ``next`` is already the head; hand it its
  * tempval and switch to its greenlet.  No reference to any tasklet is held
  * while this tasklet stays suspended (the GC promise, _scheduler.py). */
-static PyObject *
+static inline __attribute__((always_inline)) PyObject *
 switch_to(PyObject *next)
 {
     PyObject *value = T(next)->tempval, *target = T(next)->greenlet, *result;
@@ -348,7 +348,7 @@ switch_to(PyObject *next)
 /* 1: handled (*result set, maybe NULL with an error); 0: not a plain case,
  * nothing changed.  Code that may run Python (releasing a tempval whose
  * __del__ may use this channel) runs only after the switch back. */
-static int
+static inline __attribute__((always_inline)) int
 fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
 {
     PyObject *sched_obj, *source, *target, *after, *next, *last, *got, *kept;

@@ -34,7 +34,7 @@ class tasklet(TaskletCore):
 
     # Every field lives in TaskletCore (no per-tasklet dict): _greenlet is set
     # when it first runs and None again once dead; _start holds (func, args,
-    # kwargs) between setup and the first run; _tempval the bound function
+    # kwargs or None) between setup and the first run; _tempval the bound function
     # before setup, then values in transit; _channel the channel it blocks on.
     __slots__ = ("__weakref__",)
 
@@ -91,7 +91,7 @@ class tasklet(TaskletCore):
             raise RuntimeError("the tasklet was not bound to a function")
         if not isinstance(args, tuple):
             args = tuple(args)
-        self._start = (func, args, dict(kwargs))
+        self._start = (func, args, dict(kwargs) if kwargs else None)
         self._tempval = None
 
     def setup(self, *args, **kwargs):
@@ -101,7 +101,7 @@ class tasklet(TaskletCore):
         func = self._tempval
         if func is None:
             raise RuntimeError("the tasklet was not bound to a function")
-        self._start = (func, args, kwargs)  # a fresh args tuple and kwargs dict: ours
+        self._start = (func, args, kwargs or None)  # a fresh tuple and dict: ours
         self._tempval = None
         self._sched.insert(self)
         return self
