@@ -54,6 +54,9 @@ class _PySchedulerCore:
     __slots__ = ("current", "runcount", "posted", "switch_hooks", "switch_trap", "watchdogs",
                  "main", "threadblock")
 
+    def bind_thread(self):
+        """Make this the calling thread's scheduler for the C hand-over (nothing to do here)."""
+
 
 class _PyHooks:
     """The process-wide schedule and channel callbacks (``_callbacks.hooks``)."""

@@ -48,6 +48,7 @@ _hooks = _callbacks.hooks
 def _new_scheduler():
     """The ``_state`` factory: make and register this thread's scheduler."""
     scheduler = _local.scheduler = Scheduler()
+    scheduler.bind_thread()
     _threads.register(scheduler, _local)
     if _hooks.schedule is not None:
         _callbacks.notify_schedule(scheduler, None, scheduler.main)
