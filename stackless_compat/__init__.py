@@ -15,7 +15,8 @@ from ._callbacks import (get_channel_callback, get_schedule_callback,
 from ._channel import channel
 from ._errors import TaskletExit, bomb
 from ._install import install
-from ._scheduler import current_scheduler, run, schedule, schedule_remove
+from ._schedule import run, schedule, schedule_remove
+from ._scheduler import current_scheduler
 from ._tasklet import tasklet
 from ._threads import get_thread_info, thread_ids
 

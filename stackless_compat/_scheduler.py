@@ -33,7 +33,7 @@ import threading
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _callbacks, _core, _state, _threads, _watchdog
+from . import _callbacks, _core, _state, _threads
 from ._core import SchedulerCore
 from ._errors import _GarbageCollected, bomb
 from ._greenlets import Start, body
@@ -395,77 +395,6 @@ class Scheduler(SchedulerCore):
             popped = watchdogs.pop()
             if popped._next is None and popped._channel is None and popped.alive:
                 self.insert(popped)
-
-
-# -- the public scheduling functions (Stackless' Doc/library/stackless/stackless.rst) --
-
-_CURRENT = object()  # the default of schedule()'s retval: the current tasklet
-
-
-def schedule(retval=_CURRENT):
-    """Move the current tasklet to the end of the run queue and run the next.
-
-    Returns ``retval`` (default: the current tasklet) when it is resumed.
-    """
-    sched = current_scheduler()
-    if sched.inbox.tasklets:
-        sched.take_posted()
-    prev = sched.current
-    if retval is _CURRENT:
-        retval = prev
-    next = prev._next
-    if next is prev:
-        if retval.__class__ is bomb:
-            retval.raise_()
-        return retval
-    sched.check_trap()
-    prev._tempval = retval
-    sched.make_head(next)
-    sched.leaving = prev
-    del prev, retval  # the GC promise (see Scheduler.switch)
-    return sched.switch(next)
-
-
-def schedule_remove(retval=_CURRENT):
-    """Like ``schedule()``, but the current tasklet leaves the run queue (paused).
-
-    Someone must ``insert()`` it again; its ``tempval`` is what this returns.
-    If it is the last runnable tasklet, the innermost ``run()`` caller (or
-    main) is resumed instead; if that is the caller itself, nothing happens.
-    """
-    sched = current_scheduler()
-    prev = sched.current
-    if retval is _CURRENT:
-        retval = prev
-    if prev._next is prev and sched.wakeup_target() is prev:
-        if retval.__class__ is bomb:
-            retval.raise_()
-        return retval
-    sched.check_trap()
-    prev._tempval = retval
-    was_last = prev._next is prev
-    next = sched.suspend_current(prev)
-    if was_last and next is not None and retval.__class__ is bomb:
-        next._tempval = retval  # as Stackless' revive: the pending exception goes to main
-    if next is None:
-        next = sched.wait_for_work(None, prev)
-    sched.leaving = prev
-    del prev, retval  # the GC promise (see Scheduler.switch)
-    return sched.run_task(next)
-
-
-def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False):
-    """Run the other tasklets until none is runnable; the caller waits, paused.
-
-    Returns None, or with a ``timeout`` the tasklet the watchdog interrupted
-    (see ``_watchdog``).  An exception escaping a tasklet is raised here.
-    Calls nest: a ``run()`` inside a tasklet returns when the queue empties.
-    """
-    sched = current_scheduler()
-    if timeout:
-        return _watchdog.run_with_timeout(sched, timeout, bool(threadblock), bool(soft),
-                                          bool(ignore_nesting), bool(totaltimeout))
-    return sched.run_until_idle(bool(threadblock))
 
 
 _state.set_factory(_new_scheduler)
