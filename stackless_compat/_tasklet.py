@@ -153,7 +153,7 @@ class tasklet(TaskletCore):
             self.insert()  # another thread's tasklet: it runs there, the caller goes on
             return None
         if self is not sched.current:
-            sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
+            self._check_runnable(sched)
         self.insert()
         sched.leaving = sched.current
         return sched.run_task(self)
@@ -163,15 +163,24 @@ class tasklet(TaskletCore):
 
         Only within one thread (``RuntimeError`` otherwise).
         """
-        sched = self._local_scheduler("switched to")
+        sched = self._sched
+        if sched is not current_scheduler():
+            raise RuntimeError("can't switch to a different thread.")  # Stackless' words
         prev = sched.current
         if self is not prev:
-            sched.check_trap()  # before insert(): a refused switch leaves it paused, as in C
+            self._check_runnable(sched)
         self.insert()
         sched.remove(prev)
         sched.leaving = prev
         del prev  # the GC promise (see Scheduler.switch)
         return sched.run_task(self)
+
+    def _check_runnable(self, sched):
+        # in Stackless C's order: a blocked tasklet is refused before the
+        # switch trap, and both before insert(), so a refused switch leaves it paused
+        if self._channel is not None:
+            raise RuntimeError("You cannot run a blocked tasklet")
+        sched.check_trap()
 
     def _local_scheduler(self, what):
         sched = self._sched

@@ -1152,3 +1152,19 @@ def test_repr_names_the_state_for_every_state():
         assert state in text
     stackless.run()
     ch.send(None)
+
+
+def test_a_blocked_tasklet_is_refused_before_the_switch_trap_is_checked():
+    channel = stackless.channel()
+    blocked = stackless.tasklet(channel.receive)()
+    blocked.run()
+    old = stackless.switch_trap(1)
+    try:
+        for attempt in (blocked.switch, blocked.run):
+            with pytest.raises(RuntimeError, match="^You cannot run a blocked tasklet$"):
+                attempt()
+    finally:
+        stackless.switch_trap(-1)
+    assert old == 0 and blocked.blocked
+    channel.send(None)
+    stackless.run()

@@ -238,7 +238,7 @@ def test_switching_to_or_removing_another_threads_tasklet_is_refused():
     while not made:
         time.sleep(0.01)
     try:
-        with pytest.raises(RuntimeError, match="another thread"):
+        with pytest.raises(RuntimeError, match="^can't switch to a different thread.$"):
             made[0].switch()
         with pytest.raises(RuntimeError, match="another thread"):
             made[0].remove()
