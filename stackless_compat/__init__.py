@@ -11,7 +11,7 @@ import sys
 import threading
 
 from ._callbacks import (get_channel_callback, get_schedule_callback,
-                         set_channel_callback, set_schedule_callback)
+                         set_channel_callback, set_error_handler, set_schedule_callback)
 from ._channel import channel
 from ._errors import TaskletExit, bomb
 from ._install import install
@@ -26,9 +26,13 @@ __all__ = [
     "getcurrent", "getmain", "getruncount", "getcurrentid", "get_thread_info",
     "atomic", "enable_softswitch", "switch_trap",
     "set_channel_callback", "get_channel_callback",
-    "set_schedule_callback", "get_schedule_callback",
-    "install",
+    "set_schedule_callback", "get_schedule_callback", "set_error_handler",
+    "getdebug", "getuncollectables", "getthreads",
+    "install", "stackless",
 ]
+
+#: Stackless' debug-build flag: this is never a debug build of Stackless.
+debug = False
 
 #: ``stackless.stackless`` is the module itself, as in Stackless.
 stackless = sys.modules[__name__]
@@ -56,6 +60,23 @@ def getcurrentid():
     if current is sched.main:
         return threading.get_ident()
     return id(current)
+
+
+def getdebug():
+    """Return ``debug``: False (there is no debug build of stackless_compat)."""
+    return debug
+
+
+def getuncollectables():
+    """Return the tasklets Stackless found it could not collect: here always
+    an empty list, because greenlet gives no way to find them (see
+    docs/compatibility.md, "Garbage collection")."""
+    return []
+
+
+def getthreads():
+    """Return the ids of the live threads, the main thread first (``threads``)."""
+    return thread_ids()
 
 
 def switch_trap(change):
@@ -107,7 +128,8 @@ class atomic:
 
 
 def __getattr__(name):
-    """The live module attributes ``current``, ``main``, ``runcount``, ``threads``."""
+    """The live module attributes ``current``, ``main``, ``runcount``, ``threads``,
+    ``uncollectables``."""
     if name == "current":
         return current_scheduler().current
     if name == "main":
@@ -116,4 +138,6 @@ def __getattr__(name):
         return current_scheduler().runcount
     if name == "threads":
         return thread_ids()
+    if name == "uncollectables":
+        return getuncollectables()
     raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -10,7 +10,7 @@ import sys
 from ._core import Hooks
 
 __all__ = ["set_channel_callback", "get_channel_callback",
-           "set_schedule_callback", "get_schedule_callback"]
+           "set_schedule_callback", "get_schedule_callback", "set_error_handler"]
 
 
 hooks = Hooks()  # a core type: the C hand-over reads it too
@@ -60,6 +60,33 @@ def set_schedule_callback(callable):
 def get_schedule_callback():
     """Return the installed schedule callback, or ``None``."""
     return hooks.schedule
+
+
+def set_error_handler(handler):
+    """Install ``handler(type, value, traceback)`` for exceptions that end a tasklet.
+
+    With a handler, an exception escaping a tasklet's function (or thrown
+    into it before it started) calls it while that tasklet is still
+    current, and ``run()`` goes on; an exception the handler raises reaches
+    the innermost ``run()`` caller or main instead.  ``None`` removes it:
+    the exception itself goes there.  Returns the previous handler.
+    """
+    old = hooks.error
+    hooks.error = _checked(handler, "error handler")
+    return old
+
+
+def handle_error(error):
+    """Give ``error``, which ended the current tasklet, to the error handler.
+
+    Returns what must still reach the ``run()`` caller: None, or the
+    handler's own exception.
+    """
+    try:
+        hooks.error(type(error), error, error.__traceback__)
+    except BaseException as exc:
+        return exc
+    return None
 
 
 def notify_schedule(scheduler, prev, next):

@@ -59,12 +59,12 @@ class _PySchedulerCore:
 
 
 class _PyHooks:
-    """The process-wide schedule and channel callbacks (``_callbacks.hooks``)."""
+    """The process-wide schedule and channel callbacks and error handler (``_callbacks.hooks``)."""
 
-    __slots__ = ("schedule", "channel")
+    __slots__ = ("schedule", "channel", "error")
 
     def __init__(self):
-        self.schedule = self.channel = None
+        self.schedule = self.channel = self.error = None
 
 
 class _PyShared:

@@ -6,10 +6,13 @@ tasklet through the scheduler's ``current`` (the GC promise, ``_scheduler``).
 
 from greenlet import GreenletExit, getcurrent
 
+from . import _callbacks
 from ._errors import _GarbageCollected, TaskletExit, bomb
 from ._state import _local
 
 __all__ = ["Start", "body", "POOL_LIMIT"]
+
+_hooks = _callbacks.hooks
 
 #: parked greenlets a scheduler keeps for new tasklets (each ~20 KiB with its frame chunk)
 POOL_LIMIT = 64
@@ -83,6 +86,8 @@ def body(value):
         except BaseException as exc:  # re-raised in the innermost run() caller or main
             error = exc
         func = args = kwargs = None
+        if error is not None and _hooks.error is not None:
+            error = _callbacks.handle_error(error)  # while its tasklet is still current
         next = scheduler.end_current(error)  # raises error, ending this greenlet
         value = next._tempval
         next._tempval = None

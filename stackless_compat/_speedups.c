@@ -49,7 +49,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *schedule, *channel;
+    PyObject *schedule, *channel, *error;
 } Hooks;
 
 typedef struct {
@@ -164,8 +164,8 @@ channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ChannelCore *self = (ChannelCore *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->next = Py_NewRef((PyObject *)self);  /* the empty chain */
-    self->prev = Py_NewRef((PyObject *)self);
+    self->next = Py_NewRef(Py_None);  /* the empty chain: no cycle, freed by refcount */
+    self->prev = Py_NewRef(Py_None);
     self->preference = -1;
     return (PyObject *)self;
 }
@@ -246,7 +246,7 @@ static PyMemberDef scheduler_members[] = {
 static int
 hooks_traverse(Hooks *self, visitproc visit, void *arg)
 {
-    VISIT_ALL(self->schedule, self->channel);
+    VISIT_ALL(self->schedule, self->channel, self->error);
     return 0;
 }
 
@@ -255,6 +255,7 @@ hooks_clear(Hooks *self)
 {
     Py_CLEAR(self->schedule);
     Py_CLEAR(self->channel);
+    Py_CLEAR(self->error);
     return 0;
 }
 
@@ -273,6 +274,7 @@ hooks_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self != NULL) {
         self->schedule = Py_NewRef(Py_None);
         self->channel = Py_NewRef(Py_None);
+        self->error = Py_NewRef(Py_None);
     }
     return (PyObject *)self;
 }
@@ -280,6 +282,7 @@ hooks_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyMemberDef hooks_members[] = {
     {"schedule", T_OBJECT, offsetof(Hooks, schedule), 0, NULL},
     {"channel", T_OBJECT, offsetof(Hooks, channel), 0, NULL},
+    {"error", T_OBJECT, offsetof(Hooks, error), 0, NULL},
     {NULL}
 };
 
@@ -396,11 +399,14 @@ fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
         Py_INCREF(target);
         after = T(target)->next;
         Py_INCREF(after);
-        SET(ch->next, after);
-        if (after == (PyObject *)ch)
-            SET(ch->prev, (PyObject *)ch);
-        else
+        if (after == (PyObject *)ch) {  /* empty again */
+            SET(ch->next, Py_None);
+            SET(ch->prev, Py_None);
+        }
+        else {
+            SET(ch->next, after);
             SET(T(after)->prev, (PyObject *)ch);
+        }
         Py_DECREF(after);
         SET(T(target)->next, Py_None);
         SET(T(target)->prev, Py_None);
@@ -485,7 +491,7 @@ fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
     ch->balance += direction;
     kept = T(source)->tempval;  /* its old value: released after the switch */
     T(source)->tempval = Py_NewRef(value);
-    last = ch->prev;
+    last = ch->prev == Py_None ? (PyObject *)ch : ch->prev;  /* the first to wait */
     Py_INCREF(last);
     if (last == (PyObject *)ch)
         SET(ch->next, source);
@@ -591,7 +597,8 @@ static PyTypeObject SchedulerCoreType = {
 static PyTypeObject HooksType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "stackless_compat._speedups.Hooks",
-    .tp_doc = "The process-wide schedule and channel callbacks (_callbacks.hooks).",
+    .tp_doc = "The process-wide schedule and channel callbacks and error handler"
+              " (_callbacks.hooks).",
     .tp_basicsize = sizeof(Hooks),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = hooks_new,

@@ -836,3 +836,23 @@ def test_switching_inside_the_channel_callback_raises_runtime_error():
     assert other.scheduled and ch.balance == 0
     stackless.run()
     assert stackless.switch_trap(0) == 0
+
+
+def test_a_channel_is_freed_as_soon_as_its_last_reference_goes():
+    import gc
+    import weakref
+    gc.disable()  # reference counting alone must free it: no cycle
+    try:
+        channel = stackless.channel()
+        empty = weakref.ref(channel)
+        del channel
+        assert empty() is None
+        channel = stackless.channel()
+        task = stackless.tasklet(channel.receive)()
+        stackless.run()
+        channel.send("x")  # used and empty again
+        used = weakref.ref(channel)
+        del channel
+        assert used() is None and not task.alive
+    finally:
+        gc.enable()

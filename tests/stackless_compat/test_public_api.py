@@ -16,8 +16,9 @@ EXPECTED_ALL = {
     "getcurrent", "getmain", "getruncount", "getcurrentid", "get_thread_info",
     "atomic", "enable_softswitch", "switch_trap",
     "set_channel_callback", "get_channel_callback",
-    "set_schedule_callback", "get_schedule_callback",
-    "install",
+    "set_schedule_callback", "get_schedule_callback", "set_error_handler",
+    "getdebug", "getuncollectables", "getthreads",
+    "install", "stackless",
 }
 
 
@@ -47,7 +48,7 @@ def test_tasklet_exit_subclasses_system_exit_not_exception():
 
 
 def test_live_attributes_are_not_in_all_but_are_readable():
-    for name in ("current", "main", "runcount", "threads", "stackless"):
+    for name in ("current", "main", "runcount", "threads", "uncollectables", "debug"):
         assert name not in stackless_compat.__all__
         getattr(stackless_compat, name)
 
@@ -128,3 +129,18 @@ def test_the_fixture_undid_install():
     # runs after the install tests in file order: nothing may leak
     assert sys.modules.get("stackless") is None or sys.modules["stackless"] is not stackless_compat
     assert getattr(builtins, "TaskletExit", None) is not stackless_compat.TaskletExit
+
+
+def test_the_debug_and_thread_functions_answer_as_stackless_does():
+    import threading
+    assert stackless_compat.getdebug() is False and stackless_compat.debug is False
+    assert stackless_compat.getuncollectables() == [] == stackless_compat.uncollectables
+    threads = stackless_compat.getthreads()
+    assert isinstance(threads, list) and threads[0] == threading.main_thread().ident
+    assert threading.get_ident() in threads
+
+
+def test_from_stackless_import_star_gives_the_module_itself():
+    namespace = {}
+    exec("from stackless_compat import *", namespace)
+    assert namespace["stackless"] is stackless_compat

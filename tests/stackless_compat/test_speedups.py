@@ -95,7 +95,8 @@ def test_subclasses_and_the_slow_cases_still_work_through_the_fast_path():
                     " the whole suite already runs on the pure-Python hand-over")
 def test_the_pure_python_hand_over_passes_the_same_tests():
     files = ["tests/stackless_compat/%s.py" % name for name in
-             ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model", "test_greenlets", "test_gc",
+             ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model",
+              "test_greenlets", "test_gc", "test_callbacks", "test_public_api",
               "test_threads", "test_many_tasklets")]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
                             + files, cwd=ROOT, capture_output=True, text=True, timeout=600,

@@ -1,0 +1,65 @@
+"""The process-wide error handler (``set_error_handler``), as Stackless C calls it."""
+
+import pytest
+
+import stackless_compat as stackless
+
+
+@pytest.fixture
+def handler():
+    calls = []
+
+    def record(type_, value, tb):
+        calls.append((type_, str(value), stackless.getcurrent(), tb is not None))
+    old = stackless.set_error_handler(record)
+    yield calls
+    assert stackless.set_error_handler(old) is record
+
+
+def test_set_error_handler_returns_the_previous_one():
+    first = lambda *exc_info: None  # noqa: E731
+    assert stackless.set_error_handler(first) is None
+    assert stackless.set_error_handler(None) is first
+    with pytest.raises(TypeError):
+        stackless.set_error_handler(42)
+
+
+def test_a_tasklet_that_raises_calls_the_handler_while_it_is_current_and_run_goes_on(handler):
+    after = []
+
+    def fails():
+        1 / 0
+
+    task = stackless.tasklet(fails)()
+    stackless.tasklet(after.append)("after")
+    assert stackless.run() is None
+    assert handler == [(ZeroDivisionError, "division by zero", task, True)]
+    assert after == ["after"] and not task.alive
+
+
+def test_an_exception_thrown_in_before_the_start_goes_to_the_handler_too(handler):
+    ran = []
+    task = stackless.tasklet(ran.append)("ran")
+    assert task.throw(ValueError, "early") is None
+    assert handler == [(ValueError, "early", task, True)]
+    assert ran == [] and not task.alive
+
+
+def test_an_exception_the_handler_raises_reaches_run():
+    def handler(*exc_info):
+        raise KeyError("from the handler")
+    old = stackless.set_error_handler(handler)
+    try:
+        stackless.tasklet(lambda: 1 / 0)()
+        with pytest.raises(KeyError, match="from the handler"):
+            stackless.run()
+    finally:
+        stackless.set_error_handler(old)
+
+
+def test_kills_never_reach_the_handler(handler):
+    channel = stackless.channel()
+    task = stackless.tasklet(channel.receive)()
+    stackless.run()
+    task.kill()
+    assert handler == [] and not task.alive
