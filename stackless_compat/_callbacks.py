@@ -46,11 +46,12 @@ def set_schedule_callback(callable):
 
     ``prev`` is ``None`` when a thread's main tasklet comes into being; a
     tasklet that just ended is passed as ``prev`` with ``alive`` false.
+    It runs before the switch, so ``getcurrent()`` is still ``prev``.
     While it runs, switching is trapped (``RuntimeError``), as Stackless
     forbids changing the scheduler state from the callback.  An exception it
-    raises cannot undo a switch already decided, so it is reported through
-    ``sys.unraisablehook`` and the switch goes on.  Returns the previous
-    callback.
+    raises is reported through ``sys.unraisablehook`` as "Error in scheduling
+    callback" and the switch goes on, as in Stackless C.  Returns the
+    previous callback.
     """
     old = hooks.schedule
     hooks.schedule = _checked(callable, "schedule")
@@ -98,19 +99,29 @@ def notify_schedule(scheduler, prev, next):
     scheduler.in_callback = True
     try:
         callback(prev, next)
-    except BaseException as exc:  # a switch cannot be half undone: report it
-        sys.unraisablehook(_Unraisable(exc, callback))
+    except BaseException as exc:  # a switch cannot be half undone: report it, as C does
+        sys.unraisablehook(_UnraisableHookArgs(
+            (type(exc), exc, exc.__traceback__, None, "Error in scheduling callback")))
     finally:
         scheduler.switch_trap -= 1
         scheduler.in_callback = False
 
 
-class _Unraisable:
-    """The argument ``sys.unraisablehook`` expects."""
+def _unraisable_hook_args_type():
+    """``sys.UnraisableHookArgs``, which CPython does not export: the default
+    hook accepts nothing else.  Taken from one report to a temporary hook."""
+    reports = []
 
-    def __init__(self, exc, callback):
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = "Exception ignored in stackless schedule callback"
-        self.object = callback
+    class Raises:
+        def __del__(self):
+            raise RuntimeError("probe")
+
+    old, sys.unraisablehook = sys.unraisablehook, reports.append
+    try:
+        Raises()
+    finally:
+        sys.unraisablehook = old
+    return type(reports[0])
+
+
+_UnraisableHookArgs = _unraisable_hook_args_type()

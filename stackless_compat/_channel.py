@@ -71,7 +71,7 @@ class channel(ChannelCore):
             sched = current_scheduler()
         source = sched.current
         if _hooks.channel is not None:
-            self._notify(sched, source, direction)
+            self._notify(sched, source, direction, value)
         lock = _shared.lock
         if lock is not None:
             lock.acquire()
@@ -149,16 +149,21 @@ class channel(ChannelCore):
         del source
         return sched.switch(next)
 
-    def _notify(self, sched, source, direction):
+    def _notify(self, sched, source, direction, value):
         balance = self._balance
         partner_waits = balance < 0 if direction > 0 else balance > 0
         if sched.in_channel_callback:
             raise RuntimeError("Recursive channel call due to callbacks!")
         sched.in_channel_callback = True
         sched.switch_trap += 1  # Stackless' schedlock: the callback must not switch
+        # Stackless C has put the value being sent in the sender's tempval by then
+        kept = source._tempval
+        if direction > 0:
+            source._tempval = value
         try:
             _hooks.channel(self, source, int(direction > 0), int(not partner_waits))
         finally:
+            source._tempval = kept
             sched.switch_trap -= 1
             sched.in_channel_callback = False
 

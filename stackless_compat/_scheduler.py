@@ -161,7 +161,7 @@ class Scheduler(SchedulerCore):
             if next is prev:
                 return self.claim(prev)
         if _hooks.schedule is not None:
-            _callbacks.notify_schedule(self, prev, next)
+            self.notify_schedule(prev, next)
         value = next._tempval
         next._tempval = None
         target = next._greenlet
@@ -177,6 +177,16 @@ class Scheduler(SchedulerCore):
         if value.__class__ is bomb:
             value.raise_()
         return value
+
+    def notify_schedule(self, prev, next):
+        """Call the schedule callback for a switch from ``prev`` to ``next``
+        (the head): as in Stackless C it runs before the switch, so inside it
+        ``current`` is still ``prev``."""
+        self.current = prev
+        try:
+            _callbacks.notify_schedule(self, prev, next)
+        finally:
+            self.current = next
 
     def start_greenlet(self, task, value):
         """Give ``task``, which never ran, a greenlet: a parked one from the
@@ -318,7 +328,7 @@ class Scheduler(SchedulerCore):
         for hook in self.switch_hooks:
             next = hook(task, next)
         if _hooks.schedule is not None:
-            _callbacks.notify_schedule(self, task, next)
+            self.notify_schedule(task, next)
         del task
         if error is not None:
             target = next._greenlet

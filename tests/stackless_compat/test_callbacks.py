@@ -63,3 +63,59 @@ def test_kills_never_reach_the_handler(handler):
     stackless.run()
     task.kill()
     assert handler == [] and not task.alive
+
+
+# -- schedule and channel callbacks, in Stackless C's order (c9a, c9b, c9c) --------
+
+def test_the_channel_callback_sees_the_value_being_sent_in_the_senders_tempval():
+    seen = []
+    stackless.set_channel_callback(
+        lambda channel, task, sending, willblock: seen.append((sending, willblock, task.tempval)))
+    try:
+        channel = stackless.channel()
+        stackless.tasklet(channel.receive)()
+        channel.send(42)
+    finally:
+        stackless.set_channel_callback(None)
+    assert seen == [(1, 1, 42), (0, 0, None)]
+
+
+def test_the_schedule_callback_runs_before_the_switch_with_prev_still_current():
+    seen = []
+
+    def callback(prev, next):
+        seen.append((prev, next, stackless.getcurrent()))
+
+    task = stackless.tasklet(stackless.schedule)()
+    main = stackless.getmain()
+    stackless.set_schedule_callback(callback)
+    try:
+        task.run()
+    finally:
+        stackless.set_schedule_callback(None)
+    stackless.run()
+    assert seen[0] == (main, task, main)
+    assert seen[1] == (task, main, task)
+
+
+def test_an_exception_in_the_schedule_callback_is_unraisable_and_run_goes_on():
+    import sys
+    reports = []
+
+    def callback(prev, next):
+        if next.is_main:
+            raise RuntimeError("boom")
+
+    ran = []
+    stackless.tasklet(ran.append)("ran")
+    old, sys.unraisablehook = sys.unraisablehook, reports.append
+    stackless.set_schedule_callback(callback)
+    try:
+        assert stackless.run() is None
+    finally:
+        stackless.set_schedule_callback(None)
+        sys.unraisablehook = old
+    assert ran == ["ran"]
+    assert [(r.exc_type, str(r.exc_value), r.object) for r in reports] == \
+        [(RuntimeError, "boom", "Error in scheduling callback")]
+    assert type(reports[0]).__name__ == "UnraisableHookArgs"  # what the default hook accepts
