@@ -52,8 +52,8 @@ class channel(ChannelCore):
         self._closing = False
         return self
 
-    def __init__(self):
-        pass
+    def __init__(self, *args, **kwargs):
+        pass  # Stackless' channel() accepts and ignores any arguments
 
     # -- the hand-over ----------------------------------------------------------
 
@@ -191,8 +191,10 @@ class channel(ChannelCore):
         """Like ``send``, but the receiver raises ``exc(*args)``."""
         self._action(1, make_bomb(exc, args, "channel.send_exception"))
 
-    def send_throw(self, exc, val=None, tb=None):
+    def send_throw(self, exc, val=None, tb=None, *extra):
         """Like ``send``, but the receiver raises, with ``raise`` statement semantics."""
+        if extra:  # in Stackless C's words
+            raise TypeError("send_throw expected at most 3 arguments, got %d" % (3 + len(extra)))
         self._action(1, exc_to_bomb(exc, val, tb))
 
     def send_sequence(self, seq):
@@ -207,8 +209,10 @@ class channel(ChannelCore):
     def __iter__(self):
         return self
 
-    def __next__(self):
+    def __next__(self, *extra):
         """Receive the next value; stops once the channel is closing and no sender waits."""
+        if extra:  # in Stackless C's words
+            raise TypeError("expected 0 arguments, got %d" % len(extra))
         if self._closing and self._balance <= 0:
             raise StopIteration
         return self.receive()

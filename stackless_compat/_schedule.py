@@ -67,13 +67,16 @@ def schedule_remove(retval=_CURRENT):
     return sched.run_task(next)
 
 
-def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False):
+def run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, totaltimeout=False,
+        *extra):
     """Run the other tasklets until none is runnable; the caller waits, paused.
 
     Returns None, or with a ``timeout`` the tasklet the watchdog interrupted
     (see ``_watchdog``).  An exception escaping a tasklet is raised here.
     Calls nest: a ``run()`` inside a tasklet returns when the queue empties.
     """
+    if extra:  # in Stackless C's words: its run() is run_watchdog()
+        raise TypeError("run_watchdog() takes at most 5 arguments (%d given)" % (5 + len(extra)))
     sched = current_scheduler()
     if timeout:
         return _watchdog.run_with_timeout(sched, timeout, bool(threadblock), bool(soft),

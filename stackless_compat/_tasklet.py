@@ -19,6 +19,22 @@ __all__ = ["tasklet"]
 _PACKAGE = __name__.rpartition(".")[0]
 
 
+# Wrong-arity calls raise TypeError in the words of Stackless C's builtins
+# (Stackless C names them so; legacy code and its tests read them): each
+# method takes the arguments it needs plus *extra, which only the error uses.
+
+def _no_arguments(name, extra):
+    return TypeError("%s() takes no arguments (%d given)" % (name, len(extra)))
+
+
+_MISSING = object()
+
+
+def _one_argument(name, flag, extra):
+    return TypeError("%s() takes exactly one argument (%d given)"
+                     % (name, (flag is not _MISSING) + len(extra)))
+
+
 def _flag(value, what):
     if not isinstance(value, int):
         raise TypeError("%s needs a bool or an integer, not %s" % (what, type(value).__name__))
@@ -110,11 +126,13 @@ class tasklet(TaskletCore):
 
     # -- the run queue -------------------------------------------------------
 
-    def insert(self):
+    def insert(self, *extra):
         """Insert at the end of the run queue, unless already there.
 
         ``RuntimeError`` if it is blocked on a channel or not alive.
         """
+        if extra:
+            raise _no_arguments("insert", extra)
         if self._channel is not None:
             raise RuntimeError("You cannot run a blocked tasklet")
         if self._next is None:
@@ -127,11 +145,13 @@ class tasklet(TaskletCore):
                 sched.post(self)  # another thread's run queue: its owner inserts it
         return self
 
-    def remove(self):
+    def remove(self, *extra):
         """Take it out of the run queue (it becomes paused).
 
         ``RuntimeError`` if it is blocked or the current tasklet.
         """
+        if extra:
+            raise _no_arguments("remove", extra)
         if self._channel is not None:
             raise RuntimeError("You cannot remove a blocked tasklet.")
         sched = self._sched
@@ -200,16 +220,20 @@ class tasklet(TaskletCore):
         """
         return self._throw(exc_to_bomb(exc, val, tb), pending)
 
-    def raise_exception(self, exc_class, *args):
+    def raise_exception(self, exc_class=_MISSING, *args):
         """Raise ``exc_class(*args)`` in the tasklet now (see ``throw``)."""
+        if exc_class is _MISSING:
+            raise TypeError("raise_exception() takes at least 1 argument")
         return self._throw(make_bomb(exc_class, args, "tasklet.raise_exception"), False)
 
-    def kill(self, pending=False):
+    def kill(self, pending=False, *extra):
         """End the tasklet by raising ``TaskletExit`` in it: ``throw(TaskletExit)``.
 
         A dead tasklet is left alone; one that never ran dies as soon as it
         is switched to, before its function starts.
         """
+        if extra:
+            raise TypeError("kill() takes at most 1 argument (%d given)" % (1 + len(extra)))
         if not self.alive:
             return None
         return self._throw(bomb(TaskletExit, None, None), pending)
@@ -242,14 +266,18 @@ class tasklet(TaskletCore):
 
     # -- flags -------------------------------------------------------------------
 
-    def set_atomic(self, flag):
+    def set_atomic(self, flag=_MISSING, *extra):
         """Set the atomic flag (no preemption by the watchdog); returns the old value."""
+        if flag is _MISSING or extra:
+            raise _one_argument("set_atomic", flag, extra)
         old = self._atomic
         self._atomic = _flag(flag, "set_atomic")
         return old
 
-    def set_ignore_nesting(self, flag):
+    def set_ignore_nesting(self, flag=_MISSING, *extra):
         """Set the ignore_nesting flag; returns the old value."""
+        if flag is _MISSING or extra:
+            raise _one_argument("set_ignore_nesting", flag, extra)
         old = self._ignore_nesting
         self._ignore_nesting = _flag(flag, "set_ignore_nesting")
         return old

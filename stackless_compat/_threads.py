@@ -158,12 +158,13 @@ def thread_ids():
     return [main_id] + others
 
 
-def get_thread_info(thread_id=None):
+def get_thread_info(thread_id=None, flags=0):
     """Return ``(main, current, runcount)`` of a thread's scheduler.
 
     ``thread_id`` defaults to the calling thread.  A live thread that never
     used stackless answers ``(None, None, 0)``; an unknown id raises
-    ``RuntimeError`` as in Stackless.
+    ``RuntimeError`` as in Stackless.  ``flags`` is accepted, as in
+    Stackless, and changes nothing (its debugging counters do not exist here).
     """
     if thread_id is None or thread_id == threading.get_ident():
         scheduler = current_scheduler()

@@ -144,3 +144,30 @@ def test_from_stackless_import_star_gives_the_module_itself():
     namespace = {}
     exec("from stackless_compat import *", namespace)
     assert namespace["stackless"] is stackless_compat
+
+
+def test_wrong_arity_calls_raise_type_error_in_stackless_c_words():
+    import threading
+    task, channel = stackless_compat.tasklet(lambda: None), stackless_compat.channel()
+    expected = [
+        (lambda: task.insert(1), "insert() takes no arguments (1 given)"),
+        (lambda: task.remove(1, 2), "remove() takes no arguments (2 given)"),
+        (lambda: task.kill(0, 1), "kill() takes at most 1 argument (2 given)"),
+        (lambda: task.set_atomic(0, 1), "set_atomic() takes exactly one argument (2 given)"),
+        (lambda: task.set_atomic(), "set_atomic() takes exactly one argument (0 given)"),
+        (lambda: task.set_ignore_nesting(0, 1),
+         "set_ignore_nesting() takes exactly one argument (2 given)"),
+        (lambda: task.raise_exception(), "raise_exception() takes at least 1 argument"),
+        (lambda: stackless_compat.run(0, 0, 0, 0, 0, 1),
+         "run_watchdog() takes at most 5 arguments (6 given)"),
+        (lambda: channel.send_throw(ValueError, None, None, 1),
+         "send_throw expected at most 3 arguments, got 4"),
+        (lambda: channel.__next__(1), "expected 0 arguments, got 1"),
+    ]
+    for call, message in expected:
+        with pytest.raises(TypeError) as info:
+            call()
+        assert str(info.value) == message
+    main, current, runcount = stackless_compat.get_thread_info(threading.get_ident(), 0)
+    assert main is stackless_compat.getmain() and runcount == 1
+    assert type(stackless_compat.channel(1, 2, x=3)).__name__ == "channel"
