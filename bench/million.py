@@ -174,21 +174,23 @@ def time_gc():
 
 def time_resumes(server, targets):
     """For each (chain, step), unloaded: time its move (a replay), then its next
-    move (in memory).  Returns (unloaded seconds, in-memory seconds)."""
+    move (in memory).  Returns ([(wall, CPU) seconds] unloaded, the same in memory);
+    CPU is the process' (all threads: the store's too)."""
     unloaded, loaded = [], []
+    clock, cpu = time.perf_counter, time.process_time
     for chain, step in targets:
         replays = server.replays
-        t0 = time.perf_counter()
+        t0, c0 = clock(), cpu()
         page = move(server, chain, step)
-        t1 = time.perf_counter()
+        t1, c1 = clock(), cpu()
         move(server, chain, step + 1)
-        t2 = time.perf_counter()
+        t2, c2 = clock(), cpu()
         if server.replays != replays + 1:
             raise AssertionError("the timed resume of %s did not replay exactly once" % chain)
         if "__wc" not in page:
             raise AssertionError("no next move on %s" % page[:300])
-        unloaded.append(t1 - t0)
-        loaded.append(t2 - t1)
+        unloaded.append((t1 - t0, c1 - c0))
+        loaded.append((t2 - t1, c2 - c1))
     return unloaded, loaded
 
 
@@ -283,7 +285,9 @@ def run(args, directory):
     in_memory = len(server.app._chains.live)
     targets = sample_unloaded(server, args.resumes + 5, rng)
     time_resumes(server, targets[:5])  # warm-up, not counted
-    unloaded, loaded = time_resumes(server, targets[5:])
+    unloaded_both, loaded_both = time_resumes(server, targets[5:])
+    unloaded, loaded = [w for w, _ in unloaded_both], [w for w, _ in loaded_both]
+    unloaded_cpu, loaded_cpu = [c for _, c in unloaded_both], [c for _, c in loaded_both]
     rss4 = rss_bytes()
     steps, json_bytes = events_bytes(server)
     live = server.app._chains.store.read(lambda store, cursor: live_count(cursor)).result(600)
@@ -326,11 +330,13 @@ def run(args, directory):
     p50l, p99l = quantile(loaded, 0.5), quantile(loaded, 0.99)
     print("(c) resuming a random game (%d samples; unloaded: replayed from the store)"
           % len(unloaded))
-    print("  %-30s %9s %9s %9s" % ("", "p50 ms", "p99 ms", "max ms"))
-    print("  %-30s %9.2f %9.2f %9.2f" % ("in memory (baseline)", p50l * 1e3, p99l * 1e3,
-                                         max(loaded) * 1e3))
-    print("  %-30s %9.2f %9.2f %9.2f" % ("unloaded", p50u * 1e3, p99u * 1e3,
-                                         max(unloaded) * 1e3))
+    print("  %-22s %9s %9s %9s %12s %12s" % ("", "p50 ms", "p99 ms", "max ms",
+                                             "CPU p50 ms", "CPU p99 ms"))
+    for name, wall, cpu in (("in memory (baseline)", loaded, loaded_cpu),
+                            ("unloaded", unloaded, unloaded_cpu)):
+        print("  %-22s %9.2f %9.2f %9.2f %12.2f %12.2f"
+              % (name, quantile(wall, 0.5) * 1e3, quantile(wall, 0.99) * 1e3,
+                 max(wall) * 1e3, quantile(cpu, 0.5) * 1e3, quantile(cpu, 0.99) * 1e3))
     print("  ratio p50 %.2fx, p99 %.2fx" % (p50u / p50l, p99u / p99l))
     small_game = statistics.median(s[0] for s in small)
     small_resume = statistics.median(s[1] for s in small)
