@@ -49,7 +49,7 @@ class SqliteLogStore(LogStore):
         connection = self.connect()
         # a checkpoint run by a COMMIT on the hub copied the WAL into the file
         # (and, with NORMAL, fsynced it) while every request waited: 15-20 us a
-        # step on average, in spikes; the writer thread checkpoints instead
+        # step on average, in spikes; the checkpoint thread does it instead
         connection.connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
 

@@ -30,6 +30,7 @@ import urllib.parse
 from collections import deque
 
 from . import _clock
+from ._checkpoint import Checkpointer
 from ._operations import SCHEMA, LogOperations
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class LogStore(LogOperations):
     commits_here = False
     clustered = ""  # after CREATE TABLE: rows stored in their primary key's order
     # commit_soon's connection checkpoints nothing itself: every this many
-    # operations it asks the writer thread to (see SqliteLogStore.connect_here)
+    # operations it asks the checkpoint thread to (_checkpoint; see
+    # SqliteLogStore.connect_here)
     checkpoint_every = 256
 
     def __init__(self, url):
@@ -76,6 +78,7 @@ class LogStore(LogOperations):
         self._here = None        # (thread id, connection) of commit_soon's caller
         self._here_batch = []    # that thread's writes not yet committed
         self._here_operations = 0  # committed there since the last checkpoint
+        self._checkpointer = None  # its thread, started at the first checkpoint
         self._thread = threading.Thread(target=self._run, name="webcont-store", daemon=True)
         self._thread.start()
 
@@ -146,7 +149,7 @@ class LogStore(LogOperations):
             self._here_operations += len(batch)
             if self._here_operations >= self.checkpoint_every:
                 self._here_operations = 0
-                self.read(lambda store, cursor: store.checkpoint(cursor))
+                self._checkpoint_soon()
         except _Busy:
             self._enqueue_writes(batch)
             return
@@ -183,12 +186,21 @@ class LogStore(LogOperations):
             self._queue.extend((operation, future, False) for operation, future in batch)
             self._wakeup.notify()
 
+    def _checkpoint_soon(self):
+        # not on the writer thread: there the checkpoint held up every read
+        # queued behind it, the replays of unloaded games (_checkpoint)
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self)
+        self._checkpointer.kick()
+
     def close(self):
-        """Finish queued operations, then stop the thread and close the connection."""
+        """Finish queued operations, then stop the threads and close the connections."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
         self._thread.join(30)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     def _run(self):
         if self._connect(first=True):
