@@ -12,6 +12,11 @@ the allowed edits in ``tests/seed_app.py``), ids are unguessable and single
 use, expiry runs on a timer in O(log n), the number of live continuations is
 capped, bad input and unknown ids get clear pages, and a controller that
 raises gets a 500 page instead of a hanging request.
+
+The app parses (``_parameters``), routes, and hands the request to a
+backend: ``MemoryContinuations`` (``_memory``) for routes kept in memory,
+``DurableChains`` (``_durable``) for durable ones.  Either answers with a
+page or a ``Refusal``, and the app renders that one way (``_refusals``).
 """
 
 import ipaddress
@@ -19,20 +24,18 @@ import logging
 import os
 import re
 
-import stackless_compat as stackless
-
 from . import _clock
-from ._continuations import (CONTINUATION_PARAMETER, ContinuationStore, KeptPages,
-                             TimeoutException, Tombstone,
-                             mint_id, parameters_digest)
+from ._continuations import CONTINUATION_PARAMETER, KeptPages, TimeoutException
 from ._durable import RETRY_AFTER, _unavailable, code_version, open_chains, open_log_store
 from ._hub import current_hub
 from ._offload import EventLoopThread, ThreadPool
-from ._owner import Owners, cookie_token, new_token, set_cookie_header
+from ._memory import MemoryContinuations
+from ._owner import cookie_token, new_token, set_cookie_header
 from ._parameters import BadRequest, parse_parameters
 from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
-from ._ratelog import ThrottledLog, log_refused
-from ._refusals import Refusal, render
+from ._ratelog import log_refused
+from ._refusals import Refusal, Rendered, render
+from ._request import Failure, SessionlessRequest
 from ._settings import APP_OPTIONS, validate
 from ._dialects import parse_store_url
 from ._store import StoreUnavailable
@@ -44,104 +47,6 @@ __all__ = ["SessionlessApp", "SessionlessRequest", "TimeoutException", "parse_pa
 _UNSAFE_IN_LINK = re.compile(r"[\\\x00-\x20\x7f]")
 
 
-class SessionlessRequest:
-    """One controller run, spanning as many HTTP requests as it continues.
-
-    The seed's API: ``continue_(data)``, ``parameters``, ``continuation_id``;
-    calling the request runs the controller.  ``environ`` is the WSGI
-    environ of the request being answered.
-    """
-
-    # slots keep a suspended game small; "__dict__" still lets controllers
-    # and subclasses add attributes (the dict is only made when they do)
-    __slots__ = ("_app", "_controller", "_channel", "parameters", "environ",
-                 "_continuation_id", "route", "_owner", "__dict__", "__weakref__")
-
-    def __init__(self, app, channel, controller, parameters, environ=None, route=None,
-                 owner=None):
-        self._app = app
-        self._controller = controller
-        self._channel = channel  # where the current request waits for its page; None between requests
-        self.parameters = parameters
-        self.environ = environ
-        self._continuation_id = mint_id()
-        self.route = route    # the route that started this game (links of refusal pages)
-        self._owner = owner   # the tag of the browser that started it (_owner)
-
-    @property
-    def continuation_id(self):
-        """The id of the next continuation: put it in forms and links as ``__wc``."""
-        return self._continuation_id
-
-    def continue_(self, data):
-        """Answer the current request with ``data`` and wait for the next one.
-
-        Returns when a request naming ``continuation_id`` arrives, with
-        ``parameters`` and ``environ`` of that request.  Raises
-        ``TimeoutException`` if none comes within the app's
-        ``continuation_timeout``.  While suspended the request holds nothing of
-        the request just answered (``parameters`` is empty, ``environ`` None).
-        """
-        if self._channel is None:
-            raise RuntimeError("continue_() called with no request waiting for a page")
-        # register before answering: the next request can never miss it
-        waiting = self._app.register_continuation(self._continuation_id, self)
-        self._answer(data)
-        # Drop the answered request and its page: with up to max_continuations
-        # suspended controllers, each keeping its last request's body, parsed
-        # fields, headers and page, a flood of big requests would pin hundreds
-        # of megabytes (the page alone is ~0.5 KiB of a suspended game).
-        self.parameters, self.environ = {}, None
-        del data
-        self.parameters, self._channel, self.environ = waiting.receive()
-        self._continuation_id = mint_id()
-
-    def to_thread(self, fn, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` in the app's thread pool; return its result.
-
-        Only this controller waits meanwhile: the hub goes on answering
-        every other request.  What ``fn`` raises is raised here.  Calls
-        queue when all ``to_thread_workers`` threads are busy.  ``fn`` runs
-        in another thread: it must not use tasklets or channels (docs/blocking.md).
-        """
-        return self._app._pool.call(fn, args, kwargs)
-
-    def await_(self, coro):
-        """Run the coroutine ``coro`` on the app's asyncio event loop; return its result.
-
-        As ``to_thread``, but for async code: one loop, in a thread of its
-        own, is shared by every controller (cheaper than
-        ``to_thread(asyncio.run, coro)``, which makes a loop per call).
-        """
-        return self._app._loop.call(coro)
-
-    def _answer(self, data):
-        channel, self._channel = self._channel, None
-        if channel.closing:
-            # Nobody waits for this page any more: the request was abandoned
-            # (see _await_page).  Sending would block this controller forever.
-            log.warning("controller %s answered a request that was abandoned; page dropped",
-                        _name(self._controller))
-            return
-        channel.send(data)
-
-    def __call__(self):
-        """Run the controller; its return value is the final page."""
-        try:
-            result = self._controller(self)
-            if self._channel is not None:
-                self._answer(result)
-        except TimeoutException:
-            log.debug("controller %r timed out", self._controller)
-        except Exception:
-            log.exception("controller %s raised", _name(self._controller))
-            if self._channel is not None:
-                self._answer(_Failure())
-        finally:
-            if self._channel is not None:  # killed while a request waited
-                self._answer(_Failure())
-
-
 def _trusted(address, networks):
     """True if ``address`` (text, maybe None) is in one of ``networks``."""
     if not networks or not address:
@@ -151,34 +56,6 @@ def _trusted(address, networks):
     except ValueError:
         return False
     return any(address in network for network in networks)
-
-
-def _name(controller):
-    return getattr(controller, "__name__", None) or repr(controller)
-
-
-class _Failure:
-    """Sent instead of a page when the controller failed."""
-
-
-def _await_page(reply, controller):
-    """Wait on ``reply`` for the page of ``controller`` (a tasklet, or None).
-
-    If this request tasklet is killed meanwhile (its request was abandoned:
-    no answer within ``request_timeout``, or the server is stopping), the
-    controller is killed too, so its ``finally:`` runs now instead of it
-    hanging on to a game that nobody can ever reach again.
-    """
-    try:
-        return reply.receive()
-    except stackless.TaskletExit:
-        reply.close()  # tells the controller's _answer() that nobody will read its page
-        if controller is not None and controller.alive and controller is not stackless.getcurrent():
-            try:
-                controller.kill()
-            except Exception:
-                log.exception("killing the controller of an abandoned request")
-        raise
 
 
 class SessionlessApp:
@@ -248,17 +125,11 @@ class SessionlessApp:
         self.routes = {}
         for path, controller in (routes or {}).items():
             self.route(path, controller)
-        self._store = ContinuationStore(self.max_continuations,
-                                        tombstone_ttl=self.tombstone_timeout,
-                                        max_replay_bytes=self.max_replay_bytes)
-        self._pages = KeptPages(self.max_kept_page_bytes)  # live id -> the page carrying it
-        # in-memory games die with the process: a per-process key will do
-        self._owners = Owners()
+        # the pages games wait on, for their owners: one budget for both backends
+        self._pages = KeptPages(self.max_kept_page_bytes)
+        self._memory = MemoryContinuations(self)  # the backend of in-memory routes
         self._pool = ThreadPool(self.to_thread_workers)  # req.to_thread's threads
         self._loop = EventLoopThread()                   # req.await_'s event loop
-        self._expiry_at = None  # when the hub timer for the next expiry is due
-        self._log_eviction = ThrottledLog(log, logging.WARNING,
-                                          "continuation(s) evicted: more than %d live")
 
     def route(self, path, controller=None, durable=False, version=None):
         """Serve ``controller`` at ``path``; without ``controller``, a decorator.
@@ -357,20 +228,11 @@ class SessionlessApp:
     @property
     def continuations(self):
         """The ids of the live continuations, oldest first."""
-        return self._store.ids()
-
-    # -- continuations (hub) -----------------------------------------------------
+        return self._memory.store.ids()
 
     def register_continuation(self, id, game=None):
-        """Create the channel a controller waits on until a request names ``id``."""
-        channel = stackless.channel()
-        evicted = self._store.add(id, channel, self.continuation_timeout, game)
-        if evicted:
-            # one per new game during a flood: throttled, or it floods the log too
-            self._log_eviction(self._store.max_live)
-            self._hub().call_soon(lambda: self._expire(evicted))
-        self._schedule_expiry()
-        return channel
+        """Create the channel a controller waits on until a request names ``id`` (hub)."""
+        return self._memory.register(id, game)
 
     def _hub(self):
         hub = current_hub()
@@ -378,30 +240,6 @@ class SessionlessApp:
             raise RuntimeError("SessionlessApp runs inside webcont's hub: serve it with"
                                " webcont.serve(app) or wrap it with webcont.gateway(app)")
         return hub
-
-    def _schedule_expiry(self):
-        due = self._store.next_due()
-        if due is not None and (self._expiry_at is None or due < self._expiry_at):
-            self._expiry_at = due
-            self._hub().call_at(due, self._expiry_timer)
-
-    def _expiry_timer(self):
-        self._expiry_at = None
-        try:
-            self._expire(self._store.expire_due())
-            self._store.forget_due()
-        finally:
-            self._schedule_expiry()  # even after a failure: expiry must not stop for good
-
-    def _expire(self, continuations):
-        for continuation in continuations:
-            self._pages.pop(continuation.id)
-            channel = continuation.channel
-            if channel.balance < 0:  # the controller is still waiting there
-                try:
-                    channel.send_exception(TimeoutException, "continuation expired")
-                except Exception:
-                    log.exception("expiring continuation %s", continuation.id[:6])
 
     # -- requests (hub) -------------------------------------------------------------
 
@@ -435,7 +273,7 @@ class SessionlessApp:
                 return self._reply(self._durable_call(
                     lambda chains: chains.resume_id(wc, parameters, environ)),
                     environ, start_response)
-            return self._resume(parameters, environ, start_response)
+            return self._reply(self._memory.resume(parameters, environ), environ, start_response)
         controller = self.routes.get(path)
         if controller is None:
             return self._refuse(Refusal("no route"), environ, start_response)
@@ -449,91 +287,8 @@ class SessionlessApp:
             return self._reply(self._durable_call(
                 lambda chains: chains.start(path, parameters, environ, token)),
                 environ, start_response, cookie)
-        channel = stackless.channel()
-        request = SessionlessRequest(self, channel, controller, parameters, environ, path,
-                                     self._owners.tag(token))
-        task = self._hub().spawn(request)
-        status, headers, body = self._render(_await_page(channel, task))
-        self._keep_page(request, body)
-        start_response(status, headers + cookie)
-        return [body]
-
-    def _keep_page(self, game, body):
-        """Keep ``body`` if ``game`` waits on the id it carries (for ``__show``)."""
-        if game is not None and game._continuation_id in self._store:
-            self._pages.put(game._continuation_id, body)
-
-    def _resume(self, parameters, environ, start_response):
-        # The id alone is the capability: whoever presents it makes the next
-        # move, whatever the path (docs/security.md).
-        id = parameters[CONTINUATION_PARAMETER][0]
-        store = self._store
-        if "__show" in parameters and id in store:
-            return self._show(store.get(id), environ, start_response)
-        continuation = store.take(id)
-        if continuation is not None and continuation.channel.balance >= 0:
-            store.remember(id, Tombstone("expired", game=continuation.game))  # its controller is gone
-            continuation = None
-        if continuation is None:
-            return self._dead_continuation(id, parameters, environ, start_response)
-        game = continuation.game
-        self._pages.pop(id)
-        controller = continuation.channel.queue  # the tasklet waiting there
-        channel = stackless.channel()
-        continuation.channel.send((parameters, channel, environ))
-        try:
-            reply = _await_page(channel, controller)
-        except stackless.TaskletExit:  # abandoned: the controller is gone
-            store.remember(id, Tombstone("failed", game=game))
-            raise
-        status, headers, body = self._render(reply)
-        if status.startswith("200"):
-            store.remember(id, Tombstone("used", parameters_digest(parameters),
-                                         (status, headers, body), game))
-            self._keep_page(game, body)
-        else:
-            store.remember(id, Tombstone("failed", game=game))
-        start_response(status, headers)
-        return [body]
-
-    def _show(self, continuation, environ, start_response):
-        """``__show``: the page a game waits on, again, for the browser that owns it."""
-        game = continuation.game
-        route = getattr(game, "route", None)
-        if game is None or not self._owners.owns(game._owner, "", environ):
-            return self._refuse(Refusal("not owner", route), environ, start_response)
-        body = self._pages.get(continuation.id)
-        if body is None:
-            return self._refuse(Refusal("page gone", route), environ, start_response)
-        start_response("200 OK", self._headers(body))
-        return [body]
-
-    def _dead_continuation(self, id, parameters, environ, start_response):
-        tombstone = self._store.tombstone(id)
-        if tombstone is None:
-            return self._refuse(Refusal("unknown"), environ, start_response,
-                                "unknown continuation %r..." % id[:6])
-        reason = "continuation %r... is %s" % (id[:6], tombstone.state)
-        game = tombstone.game() if tombstone.game is not None else None
-        live_id = None
-        if game is not None and game._continuation_id in self._store:
-            live_id = game._continuation_id  # the game goes on: only its owner may see it
-            if not self._owners.owns(game._owner, "", environ):
-                live_id = False
-        if tombstone.state in ("expired", "evicted", "running"):
-            return self._refuse(Refusal(tombstone.state, tombstone.route), environ,
-                                start_response, reason)
-        if (tombstone.state == "used" and tombstone.response is not None
-                and tombstone.digest == parameters_digest(parameters) and live_id is not False):
-            # the same form again: the same page (which carries the live id
-            # only if this is the owner, or no id that is still live)
-            status, headers, body = tombstone.response
-            start_response(status, headers)
-            return [body]
-        if live_id and self._pages.get(live_id) is None:
-            live_id = None  # nothing to show behind the link
-        return self._refuse(Refusal("used", tombstone.route, live_id or None), environ,
-                            start_response, reason)
+        return self._reply(self._memory.start(path, controller, parameters, environ, token),
+                           environ, start_response, cookie)
 
     def _health(self, environ, start_response):
         """``GET /healthz``: 200 while this node can reach its store (if it has one).
@@ -564,10 +319,10 @@ class SessionlessApp:
         return next(iter(self.routes))
 
     def _reply(self, reply, environ, start_response, extra_headers=()):
-        """Answer what ``DurableChains`` answered: a page, or a ``Refusal``."""
+        """Answer what a backend answered: a page, a ``Rendered`` one, or a ``Refusal``."""
         if isinstance(reply, Refusal):
-            return self._refuse(reply, environ, start_response)
-        status, headers, body = self._render(reply)
+            return self._refuse(reply, environ, start_response, reply.reason)
+        status, headers, body = reply if isinstance(reply, Rendered) else self._render(reply)
         start_response(status, headers + list(extra_headers))
         return [body]
 
@@ -584,7 +339,8 @@ class SessionlessApp:
         return self._respond(start_response, status, document, extra)
 
     def _render(self, reply):
-        if isinstance(reply, _Failure):
+        """A controller's answer (a page, or ``Failure``) as a ``Rendered`` response."""
+        if isinstance(reply, Failure):
             status = "500 Internal Server Error"
             document = error_page(status, "The application failed while answering this"
                                   " request. The error has been logged.")
@@ -594,7 +350,7 @@ class SessionlessApp:
                 reply = reply.decode("utf-8", "replace")
             document = page("" if reply is None else str(reply))
         body = document.encode("utf-8")
-        return status, self._headers(body), body
+        return Rendered(status, self._headers(body), body)
 
     def _headers(self, body):
         return [("Content-Type", CONTENT_TYPE),

@@ -11,12 +11,13 @@ a live id, so it is only ever made for the browser that owns the game
 (``_owner``); the refusal's ``live_id`` is None otherwise.
 """
 
+import collections
 from urllib.parse import quote
 
 from ._continuations import CONTINUATION_PARAMETER
 from ._pages import error_page
 
-__all__ = ["Refusal", "render"]
+__all__ = ["Refusal", "Rendered", "render"]
 
 #: kind -> (status, message); ``%(timeout)g``, ``%(cap)d``... are the app's options
 MESSAGES = {
@@ -53,17 +54,24 @@ MESSAGES = {
 }
 
 
+class Rendered(collections.namedtuple("Rendered", "status headers body")):
+    """A page already made into a response: WSGI status, headers, body bytes."""
+
+    __slots__ = ()
+
+
 class Refusal:
     """Why a request gets no page: ``kind`` (a key of ``MESSAGES``), the route
     of the game concerned (None if unknown) and, for the owner only, the id
     the game waits on now."""
 
-    __slots__ = ("kind", "route", "live_id")
+    __slots__ = ("kind", "route", "live_id", "reason")
 
-    def __init__(self, kind, route=None, live_id=None):
+    def __init__(self, kind, route=None, live_id=None, reason=None):
         self.kind = kind
         self.route = route
         self.live_id = live_id
+        self.reason = reason  # for the log line (default: the kind)
 
     @property
     def status(self):

@@ -33,7 +33,7 @@ def _stats_route(app):
         controller and its request tasklet are not counted)."""
         gc.collect()
         return '<p id="stats">live=%d tombstones=%d tasklets=%d</p>' % (
-            len(app._store), len(app._store._tombstones), len(hub_tasklets()) - 2)
+            len(app._memory.store), len(app._memory.store._tombstones), len(hub_tasklets()) - 2)
     app.route("/_stats", stats)
     return app
 
