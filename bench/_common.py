@@ -67,6 +67,18 @@ def waitress_environ(query=""):
     }
 
 
+def inline_get(gateway, posted, query=""):
+    """GET /?query through an ``InlineGateway`` this thread drives: first the
+    callbacks its hub posted (``posted``, a list), then the request; the page
+    of a 200, else AssertionError."""
+    while posted:
+        posted.pop(0)()
+    status, page = wsgi_get(gateway, query)
+    if status != "200 OK":
+        raise AssertionError("%s: %s" % (status, page[:500]))
+    return page
+
+
 def wsgi_get(app, query=""):
     """GET /?query through a WSGI callable, as a server thread would: (status, body text)."""
     reply = []

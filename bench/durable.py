@@ -61,7 +61,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = ROOT
 
-from bench._common import continuation_id, losing_range, run_parts, wsgi_get  # noqa: E402
+from bench._common import continuation_id, losing_range, inline_get, run_parts  # noqa: E402
 
 SECRET = "bench-durable-secret-0123456789abcdef"
 BASELINE = "in-memory game"
@@ -161,12 +161,7 @@ class InProcess:
             closer.join(0.001)
 
     def get(self, query=""):
-        while self.posted:
-            self.posted.pop(0)()
-        status, page = wsgi_get(self.gateway, query)
-        if status != "200 OK":
-            raise AssertionError("%s: %s" % (status, page[:500]))
-        return page
+        return inline_get(self.gateway, self.posted, query)
 
     @property
     def replays(self):

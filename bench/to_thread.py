@@ -30,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-from bench._common import continuation_id, wsgi_get  # noqa: E402
+from bench._common import continuation_id, inline_get  # noqa: E402
 
 
 def noop():
@@ -75,12 +75,7 @@ class Contender:
         self.cid = continuation_id(self.get(""))
 
     def get(self, query):
-        while self.posted:
-            self.posted.pop(0)()
-        status, page = wsgi_get(self.gateway, query)
-        if status != "200 OK":
-            raise AssertionError("%s: %s" % (status, page[:300]))
-        return page
+        return inline_get(self.gateway, self.posted, query)
 
     def round(self, steps):
         started = time.perf_counter()

@@ -319,20 +319,6 @@ class LogStore(LogOperations):
                 if not future.done():
                     future.set_exception(StoreUnavailable(_one_line(exc)))
             return
-        except Exception as exc:
-            if _is_connection_error(exc):
-                self._failed("%s: %s" % (self.where, _one_line(exc)))
-            else:
-                log.exception("store transaction failed (%d operation(s))", len(batch))
-            try:
-                self._connection.rollback()
-            except Exception:
-                pass
-            self._disconnect()  # the next group connects afresh
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(StoreUnavailable(_one_line(exc)))
-            return
         self._settle(results)
 
     def _transaction(self, connection, batch, begin):

@@ -7,15 +7,21 @@ import pytest
 from tests import postgres_server
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throwaway PostgreSQL server from Debian's packages, for the whole session."""
+def running_postgres():
+    """Start a throwaway PostgreSQL server from Debian's packages; yield it, stop it
+    (skips the test, saying why, where it cannot be started)."""
     reason = postgres_server.unavailable_reason()
     if reason:
         pytest.skip("PostgreSQL backend not tested: " + reason)
     server = postgres_server.PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole session."""
+    yield from running_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,9 +15,9 @@ import time
 import pytest
 
 import webcont
-from tests import postgres_server
 
 from . import durable_apps
+from .conftest import running_postgres
 from .support import Client, ServerProcess, continuation_id, won
 
 STATE = re.compile(r"total=(\d+) moves=(\d+) bonus=(\d+)")
@@ -84,12 +84,7 @@ def ride_out_an_outage(server, go_down, come_back):
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own: it is stopped in the middle."""
-    reason = postgres_server.unavailable_reason()
-    if reason:
-        pytest.skip("PostgreSQL backend not tested: " + reason)
-    server = postgres_server.PostgresServer().start()
-    yield server
-    server.stop()
+    yield from running_postgres()
 
 
 def test_a_stopped_postgresql_gets_fast_503s_and_the_games_go_on_when_it_is_back(own_postgres):
