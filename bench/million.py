@@ -30,7 +30,11 @@ Measured, each against a baseline taken in the same run:
   stage over its games), per real unloaded game (the second stage: the cap
   stays full, so this is what unloading leaves behind) and per game overall
   at ``--games`` (everything but the baseline and the loaded games,
-  divided by the unloaded ones; the SQLite page cache counts here);
+  divided by the unloaded ones; the SQLite page cache counts here); what
+  a loaded game holds: its objects tracked by the gc, the time of a full
+  gc pass over them, and its Python allocations by source file
+  (``tracemalloc``, over ``--traced`` games played into an app of their
+  own);
 * store bytes per game: the SQLite file after ``wal_checkpoint(TRUNCATE)``
   against the events JSON each game records, and where the file's pages go
   (``dbstat``: each table and index);
@@ -48,7 +52,8 @@ Measured, each against a baseline taken in the same run:
 Targets: RSS < 1 GB with ``--games`` games; unloaded resume p99 < 10 ms.
 
     python bench/million.py [--games 1000000] [--loaded 10000] [--unloaded 2000]
-                            [--resumes 1000] [--restarts 3] [--batch 250000] [--quick]
+                            [--resumes 1000] [--restarts 3] [--batch 250000] [--traced 1000]
+                            [--quick]
 """
 
 import argparse
@@ -62,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 
 # the project root instead of bench/, whose http.py would shadow the http package
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,6 +169,28 @@ def move(server, chain, step):
     """Answer step ``step`` of ``chain`` with the never-winning guess; the page."""
     cid = server.app._chains.signer.make(chain, step)
     return check_move(server.get("__wc=%s&guess=%d" % (cid, GUESS)))
+
+
+def traced_per_game(directory, count):
+    """What a loaded game holds, by tracemalloc: (bytes a game, [(source file, bytes a
+    game)] largest first), over ``count`` games played into an app of their own."""
+    _, url = fresh_store(directory, "traced")
+    server = InProcess(url, max_continuations=count + 10)
+    play(server, 1)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    play(server, count)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    server.close()
+    by_file = after.compare_to(before, "filename")
+    total = sum(stat.size_diff for stat in by_file)
+    top = [(os.path.relpath(stat.traceback[0].filename, ROOT)
+            if stat.traceback[0].filename.startswith(ROOT)
+            else os.path.basename(stat.traceback[0].filename), stat.size_diff / count)
+           for stat in by_file[:5] if stat.size_diff > 0]
+    return total / count, top
 
 
 def time_gc():
@@ -296,6 +324,7 @@ def run(args, directory):
     server.close()
     file1, free1 = sqlite_file_bytes(path)
     breakdown = store_breakdown(path)
+    traced, traced_top = traced_per_game(directory, args.traced)  # last: RSS is measured
 
     per_loaded = (rss1 - rss0) / (args.loaded - 1)
     per_real_unloaded = (rss2 - rss1) / args.unloaded
@@ -316,6 +345,11 @@ def run(args, directory):
     print("  per loaded game       %8.0f B" % per_loaded)
     print("  (each: %.0f objects tracked by the gc; a full gc pass with them all: %.1f ms)"
           % ((objects1 - objects0) / (args.loaded - 1), gc_pass * 1e3))
+    print("  of which Python allocations %7.0f B  (tracemalloc over %d games; the rest: the"
+          " greenlets' frame stacks, allocator slack), by source:"
+          % (traced, args.traced))
+    for name, size in traced_top:
+        print("    %-40s %7.0f B" % (name, size))
     print("  per real unloaded game %7.0f B  (RSS growth while each new game unloaded one;"
           " SQLite's page caches fill here)" % per_real_unloaded)
     print("  per unloaded game, all %7.1f B  ((final - baseline - loaded) / %d unloaded)"
@@ -369,7 +403,7 @@ def run(args, directory):
                   big_game * 1e3, small_game * 1e3, big_resume * 1e3, small_resume * 1e3,
                   big_sweep * 1e3, small_sweep * 1e3))
     figures = dict(games=games, live_in_store=live, in_memory=in_memory, rss=rss4,
-                   per_loaded=per_loaded, per_unloaded=per_unloaded,
+                   traced=traced, per_loaded=per_loaded, per_unloaded=per_unloaded,
                    store_per_game=(file1 - file0) / games, json_per_game=json_bytes / games,
                    unloaded=unloaded, loaded=loaded, restarts=after, small_restarts=small)
     return summary, rss_ok and resume_ok, figures
@@ -385,13 +419,15 @@ def parse(argv=None):
     parser.add_argument("--resumes", type=int, default=1_000)
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--batch", type=int, default=250_000, help="cloned games a transaction")
+    parser.add_argument("--traced", type=int, default=1_000,
+                        help="games played under tracemalloc (what a loaded game holds)")
     parser.add_argument("--clone-into", help=argparse.SUPPRESS)  # the cloning child
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 3,000 games, 300 in memory, 50 resumes")
     args = parser.parse_args(argv)
     if args.quick:
         args.games, args.loaded, args.unloaded = 3_000, 300, 200
-        args.resumes, args.restarts, args.batch = 50, 1, 1_000
+        args.resumes, args.restarts, args.batch, args.traced = 50, 1, 1_000, 100
     if not args.clone_into and (args.loaded < 2 or args.unloaded < 1
                                 or args.games < args.loaded + args.unloaded):
         parser.error("need --loaded >= 2, --unloaded >= 1, --games >= --loaded + --unloaded")

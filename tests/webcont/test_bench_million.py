@@ -12,7 +12,8 @@ finally:
 
 def test_the_million_games_bench_runs_small_and_every_game_is_in_the_store(tmp_path, capsys):
     args = million.parse(["--games", "400", "--loaded", "40", "--unloaded", "30",
-                          "--resumes", "10", "--restarts", "1", "--batch", "150"])
+                          "--resumes", "10", "--restarts", "1", "--batch", "150",
+                          "--traced", "20"])
     outcome = []
     # on a thread of its own: the bench's inline hub stays bound to the thread
     # that drove it (current_hub()), which must not be the one other tests use
@@ -26,7 +27,7 @@ def test_the_million_games_bench_runs_small_and_every_game_is_in_the_store(tmp_p
     assert len(figures["unloaded"]) == len(figures["loaded"]) == 10
     assert all(seconds > 0 for seconds in figures["unloaded"] + figures["loaded"])
     assert figures["store_per_game"] > figures["json_per_game"] > 0
-    assert figures["per_loaded"] > 0 and figures["rss"] > 0
+    assert figures["per_loaded"] > 0 and figures["rss"] > 0 and figures["traced"] > 0
     assert summary.startswith("400 games: RSS ") and isinstance(met, bool)
     for heading in ("(a) process memory", "(b) store bytes", "(c) resuming", "(d) first page"):
         assert heading in printed
