@@ -46,16 +46,23 @@ def _is_running(task):
 
 
 def get_function(task, kind):
-    """The trace or profile function (``kind``) of ``task``."""
+    """The trace or profile function (``kind``) of ``task``; None once it ended."""
+    if not task.alive:
+        return None
     if _is_running(task):
         return _GETTERS[kind]()
     return _saved(task, kind)
 
 
 def set_function(task, kind, function):
-    """Set ``task``'s trace or profile function, starting per-tasklet swapping."""
+    """Set ``task``'s trace or profile function, starting per-tasklet swapping.
+
+    ``RuntimeError`` if the tasklet is not alive, as in Stackless C.
+    """
     if function is not None and not callable(function):
         raise TypeError("%s_function must be callable or None" % kind)
+    if not task.alive:
+        raise RuntimeError("tasklet is not alive")
     _save(task, kind, function)
     sched = task._sched
     if _swap not in sched.switch_hooks:

@@ -2,6 +2,8 @@
 
 import sys
 
+import pytest
+
 import stackless_compat as stackless
 
 
@@ -75,3 +77,18 @@ def test_profile_functions_are_kept_per_tasklet_too():
     gate.send(None)
     assert "leaf" in calls
     assert sys.getprofile() is None
+
+
+def test_a_tasklet_that_is_not_alive_refuses_a_function_and_an_ended_one_reads_none():
+    def tracer(frame, event, arg):
+        return None
+
+    for kind in ("trace_function", "profile_function"):
+        with pytest.raises(RuntimeError, match="^tasklet is not alive$"):
+            setattr(stackless.tasklet(), kind, tracer)
+    task = stackless.tasklet(stackless.schedule)()
+    task.trace_function = tracer
+    task.profile_function = tracer
+    stackless.run()
+    assert not task.alive
+    assert task.trace_function is None and task.profile_function is None
