@@ -62,6 +62,11 @@ def getcurrentid():
     return id(current)
 
 
+def __reduce__():
+    """``stackless.__reduce__()``: the module reduces to its name, as in Stackless."""
+    return "stackless"
+
+
 def getdebug():
     """Return ``debug``: False (there is no debug build of stackless_compat)."""
     return debug

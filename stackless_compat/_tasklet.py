@@ -30,6 +30,10 @@ def _no_arguments(name, extra):
 _MISSING = object()
 
 
+def _no_thread():
+    return RuntimeError("tasklet has no thread")  # its thread ended (Stackless' words)
+
+
 def _one_argument(name, flag, extra):
     return TypeError("%s() takes exactly one argument (%d given)"
                      % (name, (flag is not _MISSING) + len(extra)))
@@ -80,6 +84,10 @@ class tasklet(TaskletCore):
         """
         if func is not None and not callable(func):
             raise TypeError("tasklet function must be a callable or None, not %r" % (func,))
+        if not self._sched.thread_alive:
+            if args is not None or kwargs is not None:
+                raise _no_thread()
+            self._leave_dead_thread()
         if self._next is not None or self._greenlet is not None:
             self._refuse_bind()
         self._start = None
@@ -90,6 +98,13 @@ class tasklet(TaskletCore):
                 self._tempval = func
             self._setup(args or (), kwargs or {})
         return self
+
+    def _leave_dead_thread(self):
+        # a never-started tasklet still in the run queue of a thread that ended:
+        # nobody runs that queue any more, so it just leaves it (Stackless allows
+        # bind(None), bind(f), remove() and bind_thread() on it)
+        if self._next is not None and self._channel is None and self._greenlet is None:
+            self._sched.remove(self)
 
     def _refuse_bind(self):
         if self is self._sched.current:
@@ -112,6 +127,8 @@ class tasklet(TaskletCore):
 
     def setup(self, *args, **kwargs):
         """Give the bound callable its arguments and insert at the end of the run queue."""
+        if not self._sched.thread_alive:
+            raise _no_thread()
         if self._start is not None or self._greenlet is not None:
             raise RuntimeError("tasklet is alive")
         func = self._tempval
@@ -133,6 +150,8 @@ class tasklet(TaskletCore):
         """
         if extra:
             raise _no_arguments("insert", extra)
+        if not self._sched.thread_alive:
+            raise RuntimeError("Target thread isn't initialized")  # Stackless' words
         if self._channel is not None:
             raise RuntimeError("You cannot run a blocked tasklet")
         if self._next is None:
@@ -158,8 +177,9 @@ class tasklet(TaskletCore):
         if self is sched.current:
             raise RuntimeError("The current tasklet cannot be removed.")
         if self._next is not None:
-            self._local_scheduler("removed")
-            sched.remove(self)
+            if sched.thread_alive:
+                self._local_scheduler("removed")
+            sched.remove(self)  # a thread that ended: nobody else uses its queue
         return self
 
     def run(self):
@@ -170,6 +190,8 @@ class tasklet(TaskletCore):
         """
         sched = self._sched
         if sched is not current_scheduler():
+            if not sched.thread_alive:
+                raise _no_thread()
             self.insert()  # another thread's tasklet: it runs there, the caller goes on
             return None
         if self is not sched.current:
@@ -234,12 +256,20 @@ class tasklet(TaskletCore):
         """
         if extra:
             raise TypeError("kill() takes at most 1 argument (%d given)" % (1 + len(extra)))
+        if not self._sched.thread_alive:
+            # its thread ended: it can never run again; a blocked one leaves its channel
+            channel = self._channel
+            if channel is not None:
+                channel._unblock_safely(self)
+            return None
         if not self.alive:
             return None
         return self._throw(bomb(TaskletExit, None, None), pending)
 
     def _throw(self, b, pending):
         sched = self._sched
+        if not sched.thread_alive:
+            raise _no_thread()
         local = sched is current_scheduler()
         if local and self is sched.current:
             b.raise_()
@@ -296,6 +326,8 @@ class tasklet(TaskletCore):
                 raise ValueError("bad thread: %r has no stackless scheduler" % (thread_id,))
         if target is self._sched:
             return None
+        if not self._sched.thread_alive:
+            self._leave_dead_thread()
         if self._next is not None:
             raise RuntimeError("can't (re)bind a runnable tasklet")
         if self._greenlet is not None:
@@ -308,8 +340,10 @@ class tasklet(TaskletCore):
 
     @property
     def alive(self):
-        """True from ``setup``/``bind(func, args)`` until the function ends."""
-        return self._start is not None or self._greenlet is not None
+        """True from ``setup``/``bind(func, args)`` until the function ends
+        (or its thread does)."""
+        return (self._start is not None or self._greenlet is not None) and \
+            self._sched.thread_alive
 
     @property
     def paused(self):
@@ -323,8 +357,8 @@ class tasklet(TaskletCore):
 
     @property
     def scheduled(self):
-        """True while in the run queue or blocked on a channel."""
-        return self._next is not None
+        """True while in the run queue or blocked on a channel (of a live thread)."""
+        return self._next is not None and self._sched.thread_alive
 
     @property
     def restorable(self):

@@ -271,3 +271,60 @@ def test_bind_thread_moves_a_tasklet_that_has_not_started():
     assert ran_in == [holder["thread"]]
     with pytest.raises(ValueError):
         stackless.tasklet(lambda: None).bind_thread(1)
+
+
+def _made_in_a_thread_that_ends(make):
+    box = []
+    thread = threading.Thread(target=lambda: box.append(make()))
+    thread.start()
+    thread.join(10)
+    return box[0]
+
+
+def test_tasklets_of_a_thread_that_ended_are_not_alive_and_refuse_to_run():
+    task = _made_in_a_thread_that_ends(lambda: stackless.tasklet(lambda: None)())
+    assert (task.alive, task.scheduled, task.thread_id) == (False, False, -1)
+    for attempt, message in ((task.run, "tasklet has no thread"),
+                             (task.insert, "Target thread isn't initialized"),
+                             (lambda: task.throw(ValueError), "tasklet has no thread"),
+                             (lambda: task.raise_exception(ValueError), "tasklet has no thread"),
+                             (lambda: task.bind(len, ()), "tasklet has no thread"),
+                             (lambda: task.setup(), "tasklet has no thread")):
+        with pytest.raises(RuntimeError, match="^%s$" % message):
+            attempt()
+    assert task.remove() is task and task.paused is False
+    task.bind(None)
+    task.bind_thread()
+    assert task.thread_id == threading.get_ident()
+    ran = []
+    task.bind(ran.append)
+    task("here").run()
+    assert ran == ["here"]
+
+
+def test_a_never_started_tasklet_of_an_ended_thread_can_be_unbound_and_moved_here():
+    task = _made_in_a_thread_that_ends(lambda: stackless.tasklet(lambda: None)())
+    task.bind(None)  # it leaves the ended thread's run queue
+    task.bind_thread()
+    assert task.thread_id == threading.get_ident() and not task.alive
+
+
+def test_kill_unblocks_a_blocked_tasklet_of_an_ended_thread_and_leaves_it_dead():
+    channel = stackless.channel()
+
+    def make():
+        task = stackless.tasklet(channel.receive)()
+        task.run()
+        return task
+
+    task = _made_in_a_thread_that_ends(make)
+    assert (task.blocked, task.alive, task.thread_id) == (True, False, -1)
+    with pytest.raises(RuntimeError, match="^tasklet has no thread$"):
+        task.throw(stackless.TaskletExit, pending=True)
+    task.kill(pending=True)
+    assert (task.blocked, task.scheduled, task.alive) == (False, False, False)
+    assert channel.balance == 0
+
+
+def test_the_module_reduces_to_its_name():
+    assert stackless.__reduce__() == "stackless"
