@@ -38,11 +38,12 @@ Measured, each against a baseline taken in the same run:
 * store bytes per game: the SQLite file after ``wal_checkpoint(TRUNCATE)``
   against the events JSON each game records, and where the file's pages go
   (``dbstat``: each table and index);
-* resuming an unloaded game: ``--resumes`` random clones, each forced out
-  of memory before by the cap, answered with a guess of 50 (it never wins:
-  50 did not the first time) and timed: one store query, a replay of its
-  two recorded steps, the move recorded; then its next move, now in memory,
-  timed the same way (the baseline);
+* resuming an unloaded game: ``--resumes`` random live games not in memory
+  (nearly all clones; five more before, untimed, warm up), each answered
+  with a guess of 50 (it never wins: 50 did not the first time) and timed,
+  wall and process CPU: one store query, a replay of its two recorded
+  steps, the move recorded; then its next move, now in memory, timed the
+  same way (the baseline);
 * the first page after a restart (a new app and gateway on the same store,
   the old one closed): a new game (``GET /``, which opens the store) and
   then resuming a random unloaded game, against the same on a store holding
