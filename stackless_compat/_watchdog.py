@@ -20,6 +20,7 @@ suspended during the timed run and restored after.  Code of this package is
 never traced, so scheduler state stays consistent.
 """
 
+import ctypes
 import os
 import sys
 
@@ -28,6 +29,30 @@ from ._state import _local
 __all__ = ["run_with_timeout"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _tracing_calls():
+    """CPython's PyThreadState_LeaveTracing/EnterTracing (3.11+), or None.
+
+    The watchdog switches away from inside a trace function, where CPython
+    counts the thread as "tracing" (no trace events at all).  greenlet keeps
+    a greenlet's own tracing flag but not that thread-wide counter, so
+    without these the thread stayed deaf to tracing (sys.settrace, later
+    timed runs) until the interrupted tasklet resumed.
+    """
+    api = ctypes.pythonapi
+    try:
+        leave, enter, current = (api.PyThreadState_LeaveTracing,
+                                 api.PyThreadState_EnterTracing, api.PyThreadState_Get)
+    except AttributeError:
+        return None
+    current.restype = ctypes.c_void_p
+    leave.argtypes = enter.argtypes = [ctypes.c_void_p]
+    leave.restype = enter.restype = None
+    return leave, enter, current
+
+
+_TRACING = _tracing_calls()
 
 
 class Watchdog:
@@ -72,7 +97,15 @@ class Watchdog:
         sched.make_current(self.caller)
         sched.leaving = victim
         del victim  # the GC promise (see Scheduler.switch)
-        sched.switch(self.caller)
+        if _TRACING is None:
+            sched.switch(self.caller)
+        else:
+            leave, enter, current = _TRACING
+            leave(current())  # the others run untouched by this trace call
+            try:
+                sched.switch(self.caller)
+            finally:
+                enter(current())  # back inside the trace call, which CPython ends
         # resumed, inserted again by whoever got it back from run(): maybe in a
         # later timed run, whose tracer must take over this frame
         watchdog = sched.watchdog

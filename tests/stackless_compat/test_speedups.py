@@ -97,7 +97,8 @@ def test_the_pure_python_hand_over_passes_the_same_tests():
     files = ["tests/stackless_compat/%s.py" % name for name in
              ("test_channel", "test_scheduler", "test_tasklet", "test_channel_model",
               "test_greenlets", "test_gc", "test_callbacks", "test_public_api",
-              "test_threads", "test_many_tasklets", "test_tracing")]
+              "test_threads", "test_many_tasklets", "test_tracing",
+              "test_watchdog")]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
                             + files, cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, STACKLESS_COMPAT_PURE="1"))

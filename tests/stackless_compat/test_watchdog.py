@@ -160,3 +160,39 @@ def test_a_bad_timeout_is_a_type_error():
         stackless.run(-1)
     with pytest.raises(TypeError):
         stackless.run(1.5)
+
+
+def _busy():
+    for _ in range(1000):
+        pass
+
+
+def test_tracing_still_works_in_main_while_an_interrupted_tasklet_stays_parked():
+    parked = stackless.tasklet(_busy)()
+    assert stackless.run(100) is parked
+    events = []
+    sys.settrace(lambda frame, event, arg: events.append(event))
+    try:
+        (lambda: None)()
+    finally:
+        sys.settrace(None)
+    assert events == ["call"]
+    later = stackless.tasklet(_busy)()
+    assert stackless.run(100) is later
+    parked.kill()
+    later.kill()
+
+
+def test_a_soft_total_run_returns_while_an_interrupted_tasklet_stays_parked():
+    parked = stackless.tasklet(_busy)()
+    assert stackless.run(100) is parked
+
+    def loop():
+        for _ in range(100_000):
+            stackless.schedule()
+
+    loops = [stackless.tasklet(loop)(), stackless.tasklet(loop)()]
+    assert stackless.run(100, soft=True, totaltimeout=True) is None
+    assert all(task.alive for task in loops)  # it returned long before they ended
+    for task in loops + [parked]:
+        task.kill()
