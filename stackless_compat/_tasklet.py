@@ -112,7 +112,8 @@ class tasklet(TaskletCore):
         if self._next is not None:
             raise RuntimeError("tasklet is scheduled")
         if self is self._sched.main:
-            raise RuntimeError("can't (re)bind the main tasklet")
+            raise RuntimeError("can't (re)bind the main tasklet: on greenlet it is the"
+                               " thread's own first greenlet")
         raise RuntimeError("tasklet has C state on its stack: a suspended greenlet"
                            " cannot be rebound; kill() it first")
 
@@ -332,7 +333,8 @@ class tasklet(TaskletCore):
             raise RuntimeError("can't (re)bind a runnable tasklet")
         if self._greenlet is not None:
             raise RuntimeError("tasklet has C state on its stack: a started tasklet"
-                               " cannot move to another thread")
+                               " cannot move to another thread (a greenlet cannot"
+                               " switch across threads)")
         self._sched = target
         return None
 

@@ -1168,3 +1168,23 @@ def test_a_blocked_tasklet_is_refused_before_the_switch_trap_is_checked():
     assert old == 0 and blocked.blocked
     channel.send(None)
     stackless.run()
+
+
+def test_what_greenlet_cannot_do_is_refused_with_greenlet_named():
+    errors = []
+
+    def rebind_main():
+        try:
+            stackless.getmain().bind(noop)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    stackless.tasklet(rebind_main)().switch()  # main is paused meanwhile, as in c3b
+    assert len(errors) == 1 and "greenlet" in errors[0]
+    paused = stackless.tasklet(stackless.schedule_remove)()
+    paused.run()
+    with pytest.raises(RuntimeError, match="greenlet"):
+        paused.bind(noop, ())
+    with pytest.raises(TypeError, match="greenlet"):
+        pickle.dumps(paused)
+    paused.kill()
