@@ -106,9 +106,8 @@ class channel(ChannelCore):
                     sched.make_head(next)
                     source._tempval = value
                 elif prefer_partner:
-                    sched.insert_after_current(target)
+                    sched.insert_as_head(target)  # it runs now; the caller ends up last
                     next = target
-                    sched.make_head(next)
                     source._tempval = value
                 else:
                     sched.insert(target)
@@ -120,10 +119,13 @@ class channel(ChannelCore):
                     raise ValueError("Send/receive operation on a closed channel")
                 if sched.switch_trap:
                     sched.check_trap()
-                was_last = source._next is source
-                next = sched.suspend_current(source)
-                if was_last and next is not None and value.__class__ is bomb:
-                    next._tempval = value  # Stackless hands a revived main the exception being sent
+                next = source._next
+                if next is source:  # the last runnable one: the scheduler picks who runs
+                    next = sched.suspend_current(source)
+                    if next is not None and value.__class__ is bomb:
+                        next._tempval = value  # Stackless hands a revived main the exception
+                else:
+                    sched.remove(source)  # the head: its successor, next, becomes head
                 source._tempval = value  # before it is visible: another thread may take it
                 last = self._prev
                 if last is None:

@@ -13,8 +13,8 @@ explodes in the resumed tasklet.  ``Scheduler.switch`` is the only function
 that calls ``greenlet.switch``.
 
 The ring operations are the methods under "the ring" below: ``insert``
-(link before the head), ``insert_after_current`` (link after it), ``remove``
-(unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
+(link before the head), ``insert_as_head`` (link after it and make it head),
+``remove`` (unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
 thread inbox all go through them; nothing else writes ``current`` or a
 tasklet's ring links (a channel links its own blocked tasklets).
 
@@ -104,8 +104,9 @@ class Scheduler(SchedulerCore):
             head._prev = task
         self.runcount += 1
 
-    def insert_after_current(self, task):
-        """Put ``task`` right after the head, so it runs next."""
+    def insert_as_head(self, task):
+        """Link ``task`` right after the head and make it the head: it runs
+        now, and the old head is the last of the ring."""
         head = self.current
         after = head._next
         head._next = task
@@ -113,6 +114,7 @@ class Scheduler(SchedulerCore):
         task._next = after
         after._prev = task
         self.runcount += 1
+        self.current = task
 
     def make_head(self, task):
         """Make ``task``, already in the ring, its head (rotating the ring)."""
