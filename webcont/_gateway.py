@@ -205,6 +205,7 @@ class InlineGateway(_GatewayBase):
                 hub._bind()
                 hub.kill_all()
             finally:
+                hub.unbind()  # a closed hub is no thread's current hub any more
                 done.set()
         try:
             hub.post(kill_all)

@@ -96,6 +96,11 @@ class Hub:
         self._spawned.add(task)
         return task
 
+    def unbind(self):
+        """Stop being the calling thread's current hub (after a stop). (hub)"""
+        if getattr(_local, "hub", None) is self:
+            _local.hub = None
+
     # -- requests (hub) -----------------------------------------------------------
 
     def run_job(self, app, job):

@@ -99,7 +99,8 @@ def test_submitting_the_same_form_twice_advances_the_game_once(demo_server):
     assert status3 == 409
     assert "already answered" in third
     _, _, page = client.get("/", __wc=continuation_id(first), guess=60)
-    assert "You have guessed 2 times." in page
+    # the second move counts as the second (60 is the secret one game in a hundred)
+    assert "You have guessed 2 times." in page or "you made it in 2 guesses" in page
 
 
 def test_unknown_paths_get_404_and_other_methods_405(demo_server):
@@ -181,7 +182,8 @@ def test_the_wizards_slow_member_lookup_holds_neither_the_game_nor_a_taken_addre
         latencies.append(time.monotonic() - started)
         if won(game):
             _, _, game = gamer.get("/")
-    assert latencies and max(latencies) < 0.1, latencies
+    # steps went on during the 0.3 s lookup (a held hub would answer one, late)
+    assert len(latencies) >= 3 and max(latencies) < 0.25, latencies
     _, _, page = lookup.result()
     assert "step 3 of 3" in page
     _, _, page = _submit(client, page, answer="yes")

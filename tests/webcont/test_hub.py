@@ -210,6 +210,24 @@ def test_sessionless_app_outside_a_hub_says_how_to_serve_it():
         call(app)
 
 
+def test_a_closed_inline_gateway_is_no_longer_the_threads_hub():
+    """A gateway this thread drove (as tests and benchmarks do) and then closed
+    leaves no current hub behind: an app called here afterwards says how to serve it."""
+    from webcont._gateway import InlineGateway
+    posted = []
+    app = SessionlessApp({"/": lambda req: "x"})
+    gateway = InlineGateway(app, posted.append)
+    assert call(gateway)[0] == "200 OK"
+    closer = threading.Thread(target=gateway.close)
+    closer.start()
+    while closer.is_alive():  # close() waits for this thread to run the kill it posts
+        while posted:
+            posted.pop(0)()
+        closer.join(0.01)
+    with pytest.raises(RuntimeError, match="webcont.serve"):
+        call(SessionlessApp({"/": lambda req: "x"}))
+
+
 @pytest.mark.parametrize("kind", ["thread", "inline"])
 def test_a_posted_callback_counts_as_busy_for_the_stall_watch(kind):
     """Store completions resume tasklets through posted callbacks: a controller
