@@ -106,7 +106,7 @@ class channel(ChannelCore):
                     sched.make_head(next)
                     source._tempval = value
                 elif prefer_partner:
-                    sched.insert_as_head(target)  # it runs now; the caller ends up last
+                    sched.insert_next(target, True)  # it runs now; the caller ends up last
                     next = target
                     source._tempval = value
                 else:

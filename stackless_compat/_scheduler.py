@@ -13,8 +13,8 @@ explodes in the resumed tasklet.  ``Scheduler.switch`` is the only function
 that calls ``greenlet.switch``.
 
 The ring operations are the methods under "the ring" below: ``insert``
-(link before the head), ``insert_as_head`` (link after it and make it head),
-``remove`` (unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
+(link before the head), ``insert_next`` (link after it, and maybe make it
+head), ``remove`` (unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
 thread inbox all go through them; nothing else writes ``current`` or a
 tasklet's ring links (a channel links its own blocked tasklets).
 
@@ -53,6 +53,15 @@ def _new_scheduler():
     if _hooks.schedule is not None:
         _callbacks.notify_schedule(scheduler, None, scheduler.main)
     return scheduler
+
+
+class RunNext:
+    """An inbox entry: another thread ran ``task``, so it runs next here."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task):
+        self.task = task
 
 
 class Scheduler(SchedulerCore):
@@ -104,9 +113,9 @@ class Scheduler(SchedulerCore):
             head._prev = task
         self.runcount += 1
 
-    def insert_as_head(self, task):
-        """Link ``task`` right after the head and make it the head: it runs
-        now, and the old head is the last of the ring."""
+    def insert_next(self, task, make_head=False):
+        """Link ``task`` right after the head: it runs next.  With
+        ``make_head`` it becomes the head (it runs now, the old head is last)."""
         head = self.current
         after = head._next
         head._next = task
@@ -114,7 +123,8 @@ class Scheduler(SchedulerCore):
         task._next = after
         after._prev = task
         self.runcount += 1
-        self.current = task
+        if make_head:
+            self.current = task
 
     def make_head(self, task):
         """Make ``task``, already in the ring, its head (rotating the ring)."""
@@ -236,11 +246,18 @@ class Scheduler(SchedulerCore):
         return value
 
     def take_posted(self):
-        """Insert the tasklets other threads made runnable (owner thread)."""
+        """Insert the tasklets other threads made runnable (owner thread):
+        at the end, or right after the head if they asked it to run next."""
         posted = self.inbox.tasklets
         for _ in range(len(posted)):  # only what is there now: a bounded batch
             task = posted.popleft()
-            if task._next is None and task.alive:
+            if task.__class__ is RunNext:
+                task = task.task
+                if task._channel is None and task.alive and task is not self.current:
+                    if task._next is not None:
+                        self.remove(task)
+                    self.insert_next(task)
+            elif task._next is None and task.alive:
                 self.insert(task)
 
     def suspend_current(self, current):
@@ -301,9 +318,10 @@ class Scheduler(SchedulerCore):
         self.take_posted()
         return self.current
 
-    def post(self, task):
-        """Make ``task`` (of this scheduler) runnable from another thread."""
-        self.inbox.post(task)
+    def post(self, task, next=False):
+        """Make ``task`` (of this scheduler) runnable from another thread;
+        with ``next``, the next one this thread runs (``tasklet.run()``)."""
+        self.inbox.post(RunNext(task) if next else task)
 
     def wakeup_target(self):
         """Who runs when nothing else can: the innermost ``run()`` caller, else main."""

@@ -187,13 +187,20 @@ class tasklet(TaskletCore):
         """Insert it if needed and switch to it now; the caller stays runnable.
 
         A tasklet already in the run queue is reached by rotating the queue,
-        so the tasklets after it run before the caller gets back.
+        so the tasklets after it run before the caller gets back.  Another
+        thread's tasklet becomes the next one that thread runs, and the
+        caller goes on.
         """
         sched = self._sched
         if sched is not current_scheduler():
             if not sched.thread_alive:
                 raise _no_thread()
-            self.insert()  # another thread's tasklet: it runs there, the caller goes on
+            # another thread's tasklet: it runs next there, the caller goes on
+            if self._channel is not None:
+                raise RuntimeError("You cannot run a blocked tasklet")
+            if not self.alive:
+                raise RuntimeError("You cannot run an unbound(dead) tasklet")
+            sched.post(self, next=True)
             return None
         if self is not sched.current:
             self._check_runnable(sched)

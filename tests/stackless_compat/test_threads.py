@@ -328,3 +328,24 @@ def test_kill_unblocks_a_blocked_tasklet_of_an_ended_thread_and_leaves_it_dead()
 
 def test_the_module_reduces_to_its_name():
     assert stackless.__reduce__() == "stackless"
+
+
+def test_run_of_another_threads_tasklet_makes_it_the_next_one_that_thread_runs():
+    ready, go, made, order = threading.Event(), threading.Event(), [], []
+
+    def other():
+        made.extend(stackless.tasklet(order.append)(i).remove() for i in range(3))
+        ready.set()
+        go.wait(10)
+        stackless.run()
+
+    thread = start(other)
+    ready.wait(10)
+    first, second, third = made
+    with stackless.atomic():
+        second.insert()
+        third.insert()
+        assert first.run() is None  # the caller goes on; it runs over there
+    go.set()
+    thread.join(10)
+    assert order == [0, 1, 2]
