@@ -40,8 +40,8 @@ def _tracing_calls():
     without these the thread stayed deaf to tracing (sys.settrace, later
     timed runs) until the interrupted tasklet resumed.
     """
-    api = ctypes.pythonapi
     try:
+        api = ctypes.pythonapi  # CPython only
         leave, enter, current = (api.PyThreadState_LeaveTracing,
                                  api.PyThreadState_EnterTracing, api.PyThreadState_Get)
     except AttributeError:
