@@ -41,7 +41,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "game.lua")
@@ -137,6 +136,9 @@ def store_commits(server):
     """How many commits a durable server's store made so far (0 for the others)."""
     if not server.durable:
         return 0
+    # here, not at the top: run as a script, this file is the "http" package
+    # urllib.request would import (durable.py puts the project root first)
+    import urllib.request
     with urllib.request.urlopen(server.url + "_bench/store", timeout=10) as answer:
         return int(answer.read().split()[0])
 

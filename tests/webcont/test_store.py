@@ -147,7 +147,7 @@ def test_commit_soon_never_waits_for_another_process_lock_the_writer_thread_does
     future = store.commit_soon(started_on(store, "waiting", ran_on), posted.append)
     started = time.monotonic()
     posted[0]()
-    assert time.monotonic() - started < 0.05  # the hub went on at once
+    assert time.monotonic() - started < 1.0  # the hub went on (waiting, it would poll 30 s)
     time.sleep(0.2)
     assert not future.done()
     rival.execute("COMMIT")
