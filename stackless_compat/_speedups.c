@@ -187,9 +187,19 @@ scheduler_traverse(SchedulerCore *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* The running thread's scheduler, borrowed: a C cache of _state._local.scheduler
+ * (one lookup of a thread-specific key instead of a threading.local attribute,
+ * ~15% of a channel round trip).  Set once by the thread's scheduler, which
+ * the thread's locals keep alive; cleared if it is freed in its own thread
+ * (at thread exit); another thread never sees it. */
+static Py_tss_t current_key = Py_tss_NEEDS_INIT;
+
 static int
 scheduler_clear(SchedulerCore *self)
 {
+    /* a cleared scheduler is no longer this thread's (the C hand-over reads it) */
+    if (PyThread_tss_is_created(&current_key) && PyThread_tss_get(&current_key) == (void *)self)
+        PyThread_tss_set(&current_key, NULL);
     Py_CLEAR(self->current);
     Py_CLEAR(self->posted);
     Py_CLEAR(self->switch_hooks);
@@ -197,13 +207,6 @@ scheduler_clear(SchedulerCore *self)
     Py_CLEAR(self->main);
     return 0;
 }
-
-/* The running thread's scheduler, borrowed: a C cache of _state._local.scheduler
- * (one lookup of a thread-specific key instead of a threading.local attribute,
- * ~15% of a channel round trip).  Set once by the thread's scheduler, which
- * the thread's locals keep alive; cleared if it is freed in its own thread
- * (at thread exit); another thread never sees it. */
-static Py_tss_t current_key = Py_tss_NEEDS_INIT;
 
 static PyObject *
 scheduler_bind_thread(PyObject *self, PyObject *unused)
@@ -384,6 +387,11 @@ fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
         return 0;  /* the thread's first stackless call: Python creates its scheduler */
     Py_INCREF(sched_obj);
     sched = (SchedulerCore *)sched_obj;
+    /* a scheduler cleared by the collector (its thread is ending) or a field
+       deleted from Python: leave it to the Python policy, which raises */
+    if (sched->current == NULL || sched->posted == NULL || sched->switch_hooks == NULL
+            || sched->watchdogs == NULL || sched->main == NULL)
+        goto not_fast;
     /* switch_hooks is a tuple, posted a deque (a variable-size object: its size is its length) */
     if (sched->switch_trap || !PyTuple_CheckExact(sched->switch_hooks)
             || PyTuple_GET_SIZE(sched->switch_hooks) || Py_SIZE(sched->posted))

@@ -19,6 +19,7 @@ backend: ``MemoryContinuations`` (``_memory``) for routes kept in memory,
 page or a ``Refusal``, and the app renders that one way (``_refusals``).
 """
 
+import concurrent.futures
 import ipaddress
 import logging
 import os
@@ -186,7 +187,7 @@ class SessionlessApp:
         def wait(future):
             try:
                 return future.result(timeout)
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:  # (the builtin one only from 3.11)
                 raise StoreUnavailable("%s: no answer within %g s"
                                        % (store.where, timeout)) from None
         self._chains, description = open_chains(self, store, wait, secret_source)

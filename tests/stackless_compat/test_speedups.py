@@ -103,3 +103,27 @@ def test_the_pure_python_hand_over_passes_the_same_tests():
                             + files, cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, STACKLESS_COMPAT_PURE="1"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+_EMPTIED_SCHEDULER = """
+import stackless_compat as stackless
+from stackless_compat._state import current_scheduler
+sched = current_scheduler()
+channel = stackless.channel()
+stackless.tasklet(channel.receive)()
+stackless.run()  # it waits on the channel
+del sched.switch_hooks  # as the collector's clear step leaves a dying scheduler
+try:
+    channel.send(1)
+except Exception:  # (whatever the Python policy raises; the point is no crash)
+    print("refused")
+"""
+
+
+def test_a_scheduler_missing_its_fields_is_refused_not_a_crash():
+    """The C hand-over reads the scheduler's fields directly: one that was
+    cleared (or had a field deleted) goes to the Python policy, which raises."""
+    done = subprocess.run([sys.executable, "-c", _EMPTIED_SCHEDULER], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode >= 0, "killed by signal %d: %s" % (-done.returncode, done.stderr)
+    assert "refused" in done.stdout, done.stdout + done.stderr
