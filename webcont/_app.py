@@ -359,8 +359,6 @@ class SessionlessApp:
 
     def _respond(self, start_response, status, document, extra_headers=()):
         body = document.encode("utf-8")
-        start_response(status, [("Content-Type", CONTENT_TYPE),
-                                ("Content-Length", str(len(body)))]
-                       + list(self.response_headers) + list(extra_headers))
+        start_response(status, self._headers(body) + list(extra_headers))
         return [body]
 

@@ -55,11 +55,6 @@ log = logging.getLogger(__name__)
 __all__ = ["DurableChains", "open_chains", "open_log_store", "code_version"]
 
 
-def _await(future):
-    """Wait, in a hub tasklet, for a store ``future``; return its result or raise."""
-    return current_hub().wait(future)
-
-
 def _copy(source, target):
     """Complete ``target`` as ``source`` was completed (any thread)."""
     error = source.exception()
@@ -213,7 +208,7 @@ class DurableChains(ChainsInMemory):
             if kind == "final":
                 return page  # answered at once: nothing to remember
             if kind != "page":
-                return _failure(kind)
+                return Refusal("error")
             self._commit(lambda store, cursor: store.op_start(
                 cursor, chain.id, route, version, events, self.app.continuation_timeout))
         except BaseException as exc:  # the store failed, or the request was abandoned
@@ -312,7 +307,7 @@ class DurableChains(ChainsInMemory):
                 if kind not in ("page", "final"):
                     self._drop(chain)
                     self._end(chain.id, "failed", step)
-                    return _failure(kind)
+                    return Refusal("error")
                 final = None
                 if kind == "final":  # the tombstone keeps the last answer and its page
                     final = json.dumps([events[0], _text(page)], separators=(",", ":"))
@@ -455,10 +450,6 @@ def _size(value):
 
 def _text(page):
     return page.decode("utf-8", "replace") if isinstance(page, bytes) else str(page)
-
-
-def _failure(kind):
-    return Refusal("error")
 
 
 #: seconds a failed store is left alone (503 at once, and the Retry-After of those pages)

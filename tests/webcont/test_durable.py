@@ -12,6 +12,7 @@ import time
 import pytest
 
 import webcont
+from webcont._hub import current_hub
 from webcont.testing import replay_check
 
 from . import durable_apps
@@ -463,7 +464,7 @@ def test_a_game_being_expired_is_not_evicted_before_its_cleanup_runs(tmp_path, m
     def slow_end(self, chain_id, state_, step=None):  # a slow store round trip
         if state_ == "expired" and not in_expiry.is_set():
             in_expiry.set()
-            _durable._await(self.store.read(lambda store, cursor: time.sleep(0.5)))
+            current_hub().wait(self.store.read(lambda store, cursor: time.sleep(0.5)))
         return original_end(self, chain_id, state_, step)
     original_expire = _durable.DurableChains.expire
     cleanups_after_expiry = {}

@@ -268,7 +268,6 @@ def test_a_callback_posted_while_the_inline_hub_waits_for_it_costs_the_server_no
     then is run by that wait, not queued to waitress as an extra task."""
     from concurrent.futures import Future
 
-    from webcont._durable import _await
     from webcont._inline import InlineHub
     from webcont._job import Job
     tasks = []
@@ -276,7 +275,7 @@ def test_a_callback_posted_while_the_inline_hub_waits_for_it_costs_the_server_no
     commit = Future()
 
     def app(environ, start_response):
-        body = _await(commit)  # as a durable step waits for the store
+        body = hub.wait(commit)  # as a durable step waits for the store
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
     job = Job({"REQUEST_METHOD": "GET", "PATH_INFO": "/"})
