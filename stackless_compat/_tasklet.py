@@ -1,22 +1,18 @@
 """``tasklet``: a microthread, run on a greenlet created when it first runs.
 
-Defined by Stackless' ``Doc/library/stackless/tasklets.rst``.  Every change to the
-run queue is a request to the tasklet's ``Scheduler``; a blocked tasklet is
-held by its channel.  The life cycle is Stackless' state chart: not alive
-(unbound, or bound to a function) -> alive (paused, scheduled, blocked, or
-current) -> dead.
+Defined by Stackless' ``Doc/library/stackless/tasklets.rst``.  This module
+has what changes a tasklet (binding, the run queue, exceptions, flags,
+threads); what it reports about itself is ``_tasklet_state.TaskletState``.
+Every change to the run queue is a request to the tasklet's ``Scheduler``;
+a blocked tasklet is held by its channel.
 """
 
-import sys
-
-from . import _threads, _tracing
-from ._core import TaskletCore
+from . import _threads
 from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
 from ._state import current_scheduler
+from ._tasklet_state import TaskletState, as_flag
 
 __all__ = ["tasklet"]
-
-_PACKAGE = __name__.rpartition(".")[0]
 
 
 # Wrong-arity calls raise TypeError in the words of Stackless C's builtins
@@ -39,33 +35,27 @@ def _one_argument(name, flag, extra):
                      % (name, (flag is not _MISSING) + len(extra)))
 
 
-def _flag(value, what):
-    if not isinstance(value, int):
-        raise TypeError("%s needs a bool or an integer, not %s" % (what, type(value).__name__))
-    return bool(value)
-
-
-class tasklet(TaskletCore):
+class tasklet(TaskletState):
     """A tasklet: ``tasklet(func)(*args, **kwargs)`` binds and schedules it.
 
     Constructing with arguments is ``bind(func, args, kwargs)``; calling it
     is ``setup(*args, **kwargs)``, which returns the tasklet itself.
     """
 
-    # Every field lives in TaskletCore (no per-tasklet dict): _greenlet is set
+    # Every field lives in _core.TaskletCore (no per-tasklet dict): _greenlet is set
     # when it first runs and None again once dead; _start holds (func, args,
     # kwargs or None) between setup and the first run; _tempval the bound function
     # before setup, then values in transit; _channel the channel it blocks on.
     __slots__ = ("__weakref__",)
 
     def __new__(cls, *args, **kwargs):
-        self = TaskletCore.__new__(cls)
+        self = TaskletState.__new__(cls)
         self._sched = current_scheduler()
         return self
 
     @classmethod
     def _new_in(cls, sched):
-        self = TaskletCore.__new__(cls)
+        self = TaskletState.__new__(cls)
         self._sched = sched
         return self
 
@@ -96,7 +86,7 @@ class tasklet(TaskletCore):
         else:
             if func is not None:
                 self._tempval = func
-            self._setup(args or (), kwargs or {})
+            self._setup(tuple(args) if args else (), dict(kwargs) if kwargs else None)
         return self
 
     def _leave_dead_thread(self):
@@ -118,12 +108,11 @@ class tasklet(TaskletCore):
                            " cannot be rebound; kill() it first")
 
     def _setup(self, args, kwargs):
+        # args: a tuple and kwargs a dict or None, both ours to keep
         func = self._tempval
         if func is None:
             raise RuntimeError("the tasklet was not bound to a function")
-        if not isinstance(args, tuple):
-            args = tuple(args)
-        self._start = (func, args, dict(kwargs) if kwargs else None)
+        self._start = (func, args, kwargs)
         self._tempval = None
 
     def setup(self, *args, **kwargs):
@@ -132,11 +121,7 @@ class tasklet(TaskletCore):
             raise _no_thread()
         if self._start is not None or self._greenlet is not None:
             raise RuntimeError("tasklet is alive")
-        func = self._tempval
-        if func is None:
-            raise RuntimeError("the tasklet was not bound to a function")
-        self._start = (func, args, kwargs or None)  # a fresh tuple and dict: ours
-        self._tempval = None
+        self._setup(args, kwargs or None)  # a fresh tuple and dict: ours
         self._sched.insert(self)
         return self
 
@@ -153,11 +138,8 @@ class tasklet(TaskletCore):
             raise _no_arguments("insert", extra)
         if not self._sched.thread_alive:
             raise RuntimeError("Target thread isn't initialized")  # Stackless' words
-        if self._channel is not None:
-            raise RuntimeError("You cannot run a blocked tasklet")
-        if self._next is None:
-            if not self.alive:
-                raise RuntimeError("You cannot run an unbound(dead) tasklet")
+        if self._next is None or self._channel is not None:  # not in the run queue
+            self._check_can_run()  # refuses a blocked or dead one
             sched = self._sched
             if sched is current_scheduler():
                 sched.insert(self)
@@ -196,10 +178,7 @@ class tasklet(TaskletCore):
             if not sched.thread_alive:
                 raise _no_thread()
             # another thread's tasklet: it runs next there, the caller goes on
-            if self._channel is not None:
-                raise RuntimeError("You cannot run a blocked tasklet")
-            if not self.alive:
-                raise RuntimeError("You cannot run an unbound(dead) tasklet")
+            self._check_can_run()
             sched.post(self, next=True)
             return None
         if self is not sched.current:
@@ -224,6 +203,13 @@ class tasklet(TaskletCore):
         sched.leaving = prev
         del prev  # the GC promise (see Scheduler.switch)
         return sched.run_task(self)
+
+    def _check_can_run(self):
+        # Stackless' words, a blocked tasklet checked first
+        if self._channel is not None:
+            raise RuntimeError("You cannot run a blocked tasklet")
+        if not self.alive:
+            raise RuntimeError("You cannot run an unbound(dead) tasklet")
 
     def _check_runnable(self, sched):
         # in Stackless C's order: a blocked tasklet is refused before the
@@ -309,7 +295,7 @@ class tasklet(TaskletCore):
         if flag is _MISSING or extra:
             raise _one_argument("set_atomic", flag, extra)
         old = self._atomic
-        self._atomic = _flag(flag, "set_atomic")
+        self._atomic = as_flag(flag, "set_atomic")
         return old
 
     def set_ignore_nesting(self, flag=_MISSING, *extra):
@@ -317,7 +303,7 @@ class tasklet(TaskletCore):
         if flag is _MISSING or extra:
             raise _one_argument("set_ignore_nesting", flag, extra)
         old = self._ignore_nesting
-        self._ignore_nesting = _flag(flag, "set_ignore_nesting")
+        self._ignore_nesting = as_flag(flag, "set_ignore_nesting")
         return old
 
     def bind_thread(self, thread_id=None):
@@ -344,152 +330,3 @@ class tasklet(TaskletCore):
                                " switch across threads)")
         self._sched = target
         return None
-
-    # -- state --------------------------------------------------------------------
-
-    @property
-    def alive(self):
-        """True from ``setup``/``bind(func, args)`` until the function ends
-        (or its thread does)."""
-        return (self._start is not None or self._greenlet is not None) and \
-            self._sched.thread_alive
-
-    @property
-    def paused(self):
-        """Alive but neither in the run queue nor blocked on a channel."""
-        return self._next is None and self.alive
-
-    @property
-    def blocked(self):
-        """True while blocked on a channel."""
-        return self._channel is not None
-
-    @property
-    def scheduled(self):
-        """True while in the run queue or blocked on a channel (of a live thread)."""
-        return self._next is not None and self._sched.thread_alive
-
-    @property
-    def restorable(self):
-        """True if no greenlet stack is attached (it has not started, or ended)."""
-        return self._greenlet is None
-
-    @property
-    def atomic(self):
-        """The flag set by ``set_atomic``."""
-        return self._atomic
-
-    @property
-    def ignore_nesting(self):
-        """The flag set by ``set_ignore_nesting``."""
-        return self._ignore_nesting
-
-    @property
-    def block_trap(self):
-        """When true, blocking on a channel raises ``RuntimeError`` instead."""
-        return self._block_trap
-
-    @block_trap.setter
-    def block_trap(self, value):
-        self._block_trap = _flag(value, "block_trap")
-
-    @property
-    def is_current(self):
-        """True if it is the running tasklet of its thread."""
-        return self is self._sched.current
-
-    @property
-    def is_main(self):
-        """True if it is the main tasklet of its thread."""
-        return self is self._sched.main
-
-    @property
-    def thread_id(self):
-        """The id of the thread it belongs to, ``-1`` once that thread has ended."""
-        sched = self._sched
-        if _threads.scheduler_of(sched.thread_id) is sched:
-            return sched.thread_id
-        return -1
-
-    @property
-    def next(self):
-        """The next tasklet in the chain it is linked into (run queue or channel)."""
-        after = self._next
-        return None if after is self._channel else after
-
-    @property
-    def prev(self):
-        """The previous tasklet in the chain it is linked into (run queue or channel)."""
-        before = self._prev
-        return None if before is self._channel else before
-
-    @property
-    def tempval(self):
-        """The value in transit: returned by the next switch back into this tasklet."""
-        return self._tempval
-
-    @tempval.setter
-    def tempval(self, value):
-        self._tempval = value
-
-    @property
-    def frame(self):
-        """The innermost frame of the tasklet's own code, or None if not running."""
-        if self is self._sched.current and self._sched is current_scheduler():
-            frame = sys._getframe(1)
-        elif self._greenlet is not None:
-            frame = self._greenlet.gr_frame
-        else:
-            return None
-        while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
-            frame = frame.f_back
-        return frame
-
-    @property
-    def recursion_depth(self):
-        """How many Python frames of its own the tasklet is running."""
-        depth = 0
-        frame = self.frame
-        while frame is not None:
-            if not frame.f_globals.get("__name__", "").startswith(_PACKAGE):
-                depth += 1
-            frame = frame.f_back
-        return depth
-
-    @property
-    def nesting_level(self):
-        """Always 0: greenlet switches any stack, so no C nesting blocks a switch."""
-        return 0
-
-    @property
-    def trace_function(self):
-        """The tasklet's own ``sys.settrace`` function (see ``_tracing``)."""
-        return _tracing.get_function(self, "trace")
-
-    @trace_function.setter
-    def trace_function(self, function):
-        _tracing.set_function(self, "trace", function)
-
-    @property
-    def profile_function(self):
-        """The tasklet's own ``sys.setprofile`` function (see ``_tracing``)."""
-        return _tracing.get_function(self, "profile")
-
-    @profile_function.setter
-    def profile_function(self, function):
-        _tracing.set_function(self, "profile", function)
-
-    def __reduce__(self):
-        raise TypeError(
-            "cannot pickle a tasklet: stackless_compat runs tasklets on greenlet,"
-            " whose frames cannot be serialised (see docs/compatibility.md)")
-
-    def __reduce_ex__(self, protocol):
-        return self.__reduce__()
-
-    def __repr__(self):
-        state = ("main" if self.is_main else "current" if self.is_current else
-                 "blocked" if self.blocked else "scheduled" if self.scheduled else
-                 "paused" if self.alive else "dead")
-        return "<%s.%s %s at %#x>" % (type(self).__module__, type(self).__qualname__,
-                                      state, id(self))
