@@ -1,8 +1,24 @@
+import os
+
 from setuptools import Extension, setup
 
+
+def greenlet_include():
+    """The directory of greenlet's public C header (greenlet ships ``greenlet.h``
+    in its package), or None when greenlet is not importable here."""
+    try:
+        import greenlet
+    except ImportError:
+        return None
+    path = os.path.dirname(greenlet.__file__)
+    return path if os.path.exists(os.path.join(path, "greenlet.h")) else None
+
+
+include = greenlet_include()
 setup(
-    # The optional C fast path for channel send/receive (stackless_compat/_speedups.c):
-    # if it cannot be built, the pure-Python implementation is used.
+    # The optional C core (stackless_compat/_speedups.c), built against greenlet's C API
+    # (pyproject.toml puts greenlet in the build environment): if it cannot be built,
+    # the pure-Python implementation is used.
     ext_modules=[Extension("stackless_compat._speedups", ["stackless_compat/_speedups.c"],
-                           optional=True)],
+                           include_dirs=[include], optional=True)] if include else [],
 )

@@ -429,4 +429,4 @@ class Scheduler(SchedulerCore):
 
 _state.set_factory(_new_scheduler)
 _core.connect(local=_local, hooks=_hooks, shared=_threads.shared, bomb=bomb, start=Start,
-              greenlet_exit=GreenletExit, collected=_GarbageCollected, switch=greenlet.switch)
+              collected=_GarbageCollected)
