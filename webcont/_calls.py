@@ -5,10 +5,12 @@ call replayed with it (a payment, a mail) would run twice.  So the outcome
 of each call, its result or the exception it raised, is an event of the
 step, like a random draw (``Recorder``): live, the call runs in the app's
 pool and its outcome is committed to the store (``op_call``) before the
-controller goes on; in a replay the recorded outcome is returned and the
-call does not run.  A step whose page was never recorded (the process died
-first) is answered again from its calls already recorded, when the same
-answer comes back; another answer runs the step's calls afresh.
+controller goes on (if that commit fails, the transition ends with a 503
+and the game stays at its last recorded step: ``NotRecorded``); in a
+replay the recorded outcome is returned and the call does not run.  A step
+whose page was never recorded (the process died first) is answered again
+from its calls already recorded, when the same answer comes back; another
+answer runs the step's calls afresh.
 
 Exactly-once holds for the outcome the game sees; the call itself is
 at-least-once per attempt: a crash after ``fn`` ran but before its outcome
@@ -20,9 +22,26 @@ import importlib
 import json
 import logging
 
+import stackless_compat as stackless
+
 log = logging.getLogger(__name__)
 
-__all__ = ["call", "label_of"]
+__all__ = ["call", "label_of", "NotRecorded"]
+
+
+class NotRecorded(stackless.TaskletExit):
+    """Ends a controller whose call outcome could not be committed.
+
+    A ``BaseException`` (a ``TaskletExit``), so that the controller's own
+    ``except Exception:`` cannot take it for the call's failure and go on:
+    a step recorded without the call's outcome would not replay.  The
+    transition is answered 503 instead, and the game goes on from its last
+    recorded step (``Chain.run``).
+    """
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
 
 _RECORDABLE = "JSON values: None, booleans, numbers, strings, and lists and str-keyed dicts of them"
 
@@ -44,16 +63,21 @@ def call(chain, label, run_live, skipped=None):
     ran = []
 
     def run():
-        seq = sum(1 for draw in recorder.pending if draw[0] == "call")
+        seq = recorder.calls  # this step's calls so far (the draws are its events)
+        recorder.calls += 1
         earlier = chain.pending_calls
         if seq < len(earlier) and earlier[seq][0] == chain.pending_input \
                 and earlier[seq][1][0] == label:
             return earlier[seq][1][1]  # recorded by an attempt that died before its page
         ran.append(True)
-        outcome = _run(label, run_live, live)
+        outcome, text = _run(label, run_live, live)
         if chain.step > 0:  # (a new game's first step: recorded with the game itself)
-            chain.owner._commit(lambda store, cursor: store.op_call(
-                cursor, chain.id, chain.step, seq, chain.pending_input, [label, outcome]))
+            recorded = "[%s,%s]" % (_dumps(label), text)
+            try:
+                chain.owner._commit(lambda store, cursor: store.op_call(
+                    cursor, chain.id, chain.step, seq, _dumps(chain.pending_input), recorded))
+            except Exception as exc:
+                raise NotRecorded(exc) from None
         return outcome
     outcome = recorder.draw("call", label, run)
     if not ran and skipped is not None:
@@ -68,20 +92,28 @@ def call(chain, label, run_live, skipped=None):
 
 
 def _run(label, run_live, live):
+    """The outcome of ``run_live()``, and its JSON text (the result is dumped once)."""
     try:
         result = run_live()
     except Exception as exc:
         live["error"] = exc
-        return ["error", _described(exc)]
+        outcome = ["error", _described(exc)]
+        return outcome, _dumps(outcome)
     try:
-        same = json.loads(json.dumps(result)) == result
+        text = _dumps(result)
+        same = json.loads(text) == result
     except (TypeError, ValueError):
         same = False
     if not same:  # refused, and recorded as refused: a replay refuses it again
-        return ["refused", "%s returned %s, which cannot be recorded and replayed as it"
-                " is: a durable game records %s (a tuple would come back as a list: return"
-                " a list)" % (label, type(result).__name__, _RECORDABLE)]
-    return ["ok", result]
+        outcome = ["refused", "%s returned %s, which cannot be recorded and replayed as it"
+                   " is: a durable game records %s (a tuple would come back as a list:"
+                   " return a list)" % (label, type(result).__name__, _RECORDABLE)]
+        return outcome, _dumps(outcome)
+    return ["ok", result], '["ok",%s]' % text
+
+
+def _dumps(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _described(exc):

@@ -147,6 +147,8 @@ class Chain:
             if self.replay_steps is not None:
                 raise Divergence("the controller finished while its log says it waits")
             self._reply(("final", result, [self.pending_input, self.recorder.take_pending()]))
+        except _calls.NotRecorded as failed:  # the store failed: answered 503, unloaded
+            self._reply(("unavailable", failed.error, None))
         except _Unload:
             pass
         except TimeoutException:

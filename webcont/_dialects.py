@@ -11,7 +11,8 @@ import time
 import urllib.parse
 
 from . import _clock
-from ._store import LogStore, StoreUnavailable, _Busy
+from ._store import LogStore
+from ._storeerrors import Busy, StoreUnavailable
 
 __all__ = ["SqliteLogStore", "PostgresLogStore", "parse_store_url", "open_store"]
 
@@ -68,7 +69,7 @@ class SqliteLogStore(LogStore):
             cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc):
-                raise _Busy() from None
+                raise Busy() from None
             raise
 
     def run_read(self, operation, cursor):

@@ -304,6 +304,9 @@ class DurableChains(ChainsInMemory):
         try:
             try:
                 kind, page, events = chain.resume(parameters, environ)
+                if kind == "unavailable":  # a call's outcome could not be recorded
+                    self._drop(chain)
+                    return _unavailable(page)
                 if kind not in ("page", "final"):
                     self._drop(chain)
                     self._end(chain.id, "failed", step)

@@ -140,7 +140,8 @@ class LogOperations:
                            0.0 if remaining is None else float(remaining), steps, size, calls)
 
     def op_call(self, cursor, chain, step, seq, input, outcome):
-        """Record the outcome of call ``seq`` of step ``step`` (still unrecorded).
+        """Record the outcome of call ``seq`` of step ``step`` (still unrecorded);
+        ``input`` and ``outcome`` are JSON texts.
 
         Returns False if the chain is no longer live at that step.
         """
@@ -153,7 +154,7 @@ class LogOperations:
                                 " AND seq >= ?"), (chain, step, seq))
         cursor.execute(self.sql("INSERT INTO webcont_calls (chain, step, seq, input, outcome)"
                                 " VALUES (?, ?, ?, ?, ?)"),
-                       (chain, step, seq, _dumps(input), _dumps(outcome)))
+                       (chain, step, seq, input, outcome))
         return True
 
     def op_due(self, cursor, limit):

@@ -38,12 +38,13 @@ class Divergence(BaseException):
 class Recorder:
     """The draws of one chain.  Used only on the hub, by its controller tasklet."""
 
-    __slots__ = ("pending", "replaying", "diverged")
+    __slots__ = ("pending", "replaying", "diverged", "calls")
 
     def __init__(self):
         self.pending = []      # draws of the live transition in progress
         self.replaying = None  # the recorded draws of the step being replayed
         self.diverged = None   # once set, every later draw raises it again
+        self.calls = 0         # req.to_thread calls among pending (_calls)
 
     def diverge(self, message):
         """Raise ``Divergence(message)``, and again at every later draw."""
@@ -86,6 +87,7 @@ class Recorder:
     def take_pending(self):
         """The draws recorded since the last call (the step's events)."""
         pending, self.pending = self.pending, []
+        self.calls = 0
         return pending
 
 

@@ -9,9 +9,7 @@ commit ran and executes them in ONE transaction (run again with each
 operation in a savepoint if one fails, so it never spoils the others).
 Callers get a ``concurrent.futures.Future``.  The one exception is
 ``commit_soon``: on SQLite the hub commits its steps itself, a group per
-pass, because a local commit costs less than the two thread hand-overs
-(bench/durable.py); when another process holds the lock the group goes
-to the writer thread, so the hub never waits for a lock.
+pass (``_hubcommits``).
 
 A store that cannot be reached never holds anyone: the thread connects
 (and reconnects after a connection error) once per group, and a group it
@@ -30,22 +28,13 @@ import urllib.parse
 from collections import deque
 
 from . import _clock
-from ._checkpoint import Checkpointer
+from ._hubcommits import HubCommits
 from ._operations import SCHEMA, LogOperations
+from ._storeerrors import StoreUnavailable, is_connection_error, one_line
 
 log = logging.getLogger(__name__)
 
 __all__ = ["LogStore", "StoreUnavailable", "hide_password"]
-
-
-class StoreUnavailable(Exception):
-    """The store could not be reached or the transaction failed."""
-
-
-class _Busy(Exception):
-    """Another connection holds the write lock (``begin_now``)."""
-
-
 
 
 class LogStore(LogOperations):
@@ -57,8 +46,7 @@ class LogStore(LogOperations):
     commits_here = False
     clustered = ""  # after CREATE TABLE: rows stored in their primary key's order
     # commit_soon's connection checkpoints nothing itself: every this many
-    # operations it asks the checkpoint thread to (_checkpoint; see
-    # SqliteLogStore.connect_here)
+    # operations it asks the checkpoint thread to (_hubcommits)
     checkpoint_every = 256
 
     def __init__(self, url):
@@ -75,10 +63,7 @@ class LogStore(LogOperations):
         # many write transactions committed, holding how many operations
         self.commits = 0
         self.committed_operations = 0
-        self._here = None        # (thread id, connection) of commit_soon's caller
-        self._here_batch = []    # that thread's writes not yet committed
-        self._here_operations = 0  # committed there since the last checkpoint
-        self._checkpointer = None  # its thread, started at the first checkpoint
+        self._hub_commits = HubCommits(self)  # commit_soon's
         self._thread = threading.Thread(target=self._run, name="webcont-store", daemon=True)
         self._thread.start()
 
@@ -123,61 +108,23 @@ class LogStore(LogOperations):
 
         Every write queued this way before ``post`` runs the flush shares one
         transaction, committed on the calling thread with no thread
-        hand-over (``commits_here`` stores: SQLite).  If another connection
-        holds the write lock then, the batch goes to the writer thread,
-        which waits for the lock; the caller never does.  Other stores
-        queue to the writer thread at once.  Only one thread may use it.
+        hand-over (``commits_here`` stores: SQLite; ``_hubcommits``).  If
+        another connection holds the write lock then, the batch goes to the
+        writer thread, which waits for the lock; the caller never does.
+        Other stores queue to the writer thread at once.  Only one thread
+        may use it.
         """
         if not self.commits_here:
             return self.submit(operation)
-        future = concurrent.futures.Future()
-        self._here_batch.append((operation, future))
-        if len(self._here_batch) == 1:
-            post(self._flush_here)
-        return future
+        return self._hub_commits.add(operation, post)
 
-    def _flush_here(self):
-        batch, self._here_batch = self._here_batch, []
-        if not batch:
-            return
-        if not self._ready.done() or self.failure is not None:
-            self._enqueue_writes(batch)  # not connected yet, or failing: the writer's turn
-            return
-        try:
-            connection = self._here_connection()
-            results = self._transaction(connection, batch, self.begin_now)
-            self._here_operations += len(batch)
-            if self._here_operations >= self.checkpoint_every:
-                self._here_operations = 0
-                self._checkpoint_soon()
-        except _Busy:
-            self._enqueue_writes(batch)
-            return
-        except Exception as exc:
-            if not _is_connection_error(exc):  # (the writer logs the store going down)
-                log.exception("store transaction failed (%d operation(s))", len(batch))
-            self._drop_here()
-            self._enqueue_writes(batch)  # the writer thread retries, reconnecting if need be
-            return
-        self._settle(results)
+    @property
+    def opened(self):
+        """True once the first connection attempt is over (``failure`` says if it failed)."""
+        return self._ready.done()
 
-    def _here_connection(self):
-        me = threading.get_ident()
-        if self._here is None or self._here[0] != me:
-            self._drop_here()
-            self._here = (me, self.connect_here())
-        return self._here[1]
-
-    def _drop_here(self):
-        here, self._here = self._here, None
-        if here is not None:
-            try:
-                here[1].rollback()
-                here[1].close()
-            except Exception:
-                pass
-
-    def _enqueue_writes(self, batch):
+    def enqueue_writes(self, batch):
+        """Queue ``[(operation, future)]`` for the writer thread (any thread)."""
         with self._wakeup:
             if self._closing:
                 for _, future in batch:
@@ -186,21 +133,13 @@ class LogStore(LogOperations):
             self._queue.extend((operation, future, False) for operation, future in batch)
             self._wakeup.notify()
 
-    def _checkpoint_soon(self):
-        # not on the writer thread: there the checkpoint held up every read
-        # queued behind it, the replays of unloaded games (_checkpoint)
-        if self._checkpointer is None:
-            self._checkpointer = Checkpointer(self)
-        self._checkpointer.kick()
-
     def close(self):
         """Finish queued operations, then stop the threads and close the connections."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
         self._thread.join(30)
-        if self._checkpointer is not None:
-            self._checkpointer.close()
+        self._hub_commits.close()
 
     def _run(self):
         if self._connect(first=True):
@@ -222,7 +161,6 @@ class LogStore(LogOperations):
                 continue
             self._commit_group(batch)
         self._disconnect()
-        self._drop_here()  # (its thread is idle or gone by now: close() is called last)
 
     def _connect(self, first=False):
         """Connect and make the tables if needed; False (``failure`` set) if that fails.
@@ -235,7 +173,7 @@ class LogStore(LogOperations):
             return True
         except Exception as exc:
             self._disconnect()
-            self._failed("cannot open %s: %s" % (self.where, _one_line(exc)), quiet=first)
+            self._failed("cannot open %s: %s" % (self.where, one_line(exc)), quiet=first)
             return False
 
     def _disconnect(self):
@@ -278,9 +216,9 @@ class LogStore(LogOperations):
                     self._connection.rollback()
                 except Exception:
                     pass
-                if _is_connection_error(exc):
-                    future.set_exception(StoreUnavailable(_one_line(exc)))
-                    self._failed("%s: %s" % (self.where, _one_line(exc)))
+                if is_connection_error(exc):
+                    future.set_exception(StoreUnavailable(one_line(exc)))
+                    self._failed("%s: %s" % (self.where, one_line(exc)))
                     self._disconnect()
                     if not self._connect():
                         for _, later, _ in reads:
@@ -304,10 +242,10 @@ class LogStore(LogOperations):
                 future.set_exception(StoreUnavailable(self.failure[0]))
             return
         try:
-            results = self._transaction(self._connection, batch, self.begin)
+            results = self.transaction(self._connection, batch, self.begin)
         except Exception as exc:
-            if _is_connection_error(exc):
-                self._failed("%s: %s" % (self.where, _one_line(exc)))
+            if is_connection_error(exc):
+                self._failed("%s: %s" % (self.where, one_line(exc)))
             else:
                 log.exception("store transaction failed (%d operation(s))", len(batch))
             try:
@@ -317,11 +255,11 @@ class LogStore(LogOperations):
             self._disconnect()  # the next group connects afresh
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(StoreUnavailable(_one_line(exc)))
+                    future.set_exception(StoreUnavailable(one_line(exc)))
             return
-        self._settle(results)
+        self.settle(results)
 
-    def _transaction(self, connection, batch, begin):
+    def transaction(self, connection, batch, begin):
         """Run ``batch`` in one transaction on ``connection``; [(future, result, error)].
 
         Operations do not raise in the normal course (a lost compare-and-set
@@ -335,7 +273,7 @@ class LogStore(LogOperations):
         try:
             results = [(future, operation(self, cursor), None) for operation, future in batch]
         except Exception as exc:
-            if _is_connection_error(exc):
+            if is_connection_error(exc):
                 raise  # the connection, not an operation: the whole group fails
             connection.rollback()
             if len(batch) == 1:
@@ -364,7 +302,8 @@ class LogStore(LogOperations):
         return results
 
     @staticmethod
-    def _settle(results):
+    def settle(results):
+        """Complete the futures of ``transaction``'s results."""
         for future, result, error in results:
             if error is not None:
                 future.set_exception(error)
@@ -393,17 +332,11 @@ class LogStore(LogOperations):
         pass
 
     def begin_now(self, cursor):
-        """Begin a write transaction, or raise ``_Busy`` at once if another holds the lock."""
+        """Begin a write transaction, or raise ``Busy`` at once if another holds the lock."""
         self.begin(cursor)
 
     def sql(self, text):
         return text
-
-
-def _one_line(exc):
-    """``exc`` as one short log line (drivers' messages run over several)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
 
 
 def hide_password(url):
@@ -414,8 +347,3 @@ def hide_password(url):
     netloc = parts.netloc.replace(":%s@" % parts.password, ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
-
-def _is_connection_error(exc):
-    """Whether ``exc`` means the connection is unusable (reconnect), not a bad query."""
-    name = type(exc).__name__
-    return name in ("OperationalError", "InterfaceError") or isinstance(exc, OSError)

@@ -269,6 +269,23 @@ def charger_app(store, calls_file, secret="s" * 32, **options):
     return app
 
 
+def careless_charger_app(store, calls_file, secret="s" * 32, **options):
+    """Each step charges through req.to_thread, taking any failure for a declined card."""
+    def careless(req):
+        tokens = []
+        while True:
+            try:
+                tokens.append(req.to_thread(_charge, calls_file, req.step_id))
+            except Exception as exc:
+                tokens.append("declined:%s" % type(exc).__name__)
+            req.continue_('<p id="tokens">%s</p>'
+                          '<form><input type="hidden" name="__wc" value="%s"></form>'
+                          % (escape(" ".join(tokens)), escape(req.continuation_id)))
+    app = SessionlessApp(store=store, secret=secret, **options)
+    app.route("/", careless, durable=True, version="1")
+    return app
+
+
 def mixed_app(store, secret="s" * 32, **options):
     """The adder, durable at ``/``, and the demo game kept in memory at ``/memory``."""
     from webcont.demos import guess_the_number

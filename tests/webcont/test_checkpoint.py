@@ -41,7 +41,7 @@ def test_checkpoints_run_on_their_own_thread_every_so_many_hub_operations(tmp_pa
         assert threads == []
         hub_commits(store, 1, first=store.checkpoint_every)
         assert wait_for(lambda: threads == ["webcont-checkpoint"])
-        checkpointer = store._checkpointer
+        checkpointer = store._hub_commits.checkpointer
     finally:
         store.close()
     assert not checkpointer._thread.is_alive()

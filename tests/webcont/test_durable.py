@@ -644,6 +644,32 @@ def test_an_exception_in_to_thread_reaches_the_controller_and_replays_with_its_t
     assert len(calls(ledger)) == 4
 
 
+def test_a_call_whose_outcome_cannot_be_recorded_ends_the_step_with_503_not_in_the_controller(
+        served, tmp_path, monkeypatch):
+    from webcont._store import LogStore, StoreUnavailable
+    ledger = tmp_path / "calls.txt"
+    game = served(durable_apps.careless_charger_app, "sqlite:///%s" % (tmp_path / "g.db"),
+                  calls_file=str(ledger))
+    _, page = game.get()
+    cid = ID.search(page).group(1)
+    original = LogStore.op_call
+
+    def failing(self, *args, **kwargs):  # the store fails as the call's outcome is committed
+        raise StoreUnavailable("the disk is gone")
+    monkeypatch.setattr(LogStore, "op_call", failing)
+    status, page = game.step(cid)
+    assert status == 503  # not a page saying "declined": that step would never replay
+    monkeypatch.setattr(LogStore, "op_call", original)
+    assert len(calls(ledger)) == 2  # step 0's call, and the call of the attempt that failed
+    status, page = game.step(cid)  # the same answer again: the step runs afresh
+    assert status == 200 and len(calls(ledger)) == 3
+    charged = [line.split()[1] for line in calls(ledger)]
+    assert tokens(page) == [charged[0], charged[2]]  # no "declined:StoreUnavailable"
+    game.restart()
+    status, shown = game.get("__wc=%s&__show=1" % ID.search(page).group(1))
+    assert status == 200 and tokens(shown) == tokens(page)  # it replays
+
+
 def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
         served, tmp_path, monkeypatch):
     from webcont._store import LogStore
