@@ -24,12 +24,12 @@ class _PyTaskletCore:
     channel, start arguments, flags."""
 
     __slots__ = ("_sched", "_next", "_prev", "_greenlet", "_tempval", "_channel", "_start",
-                 "_block_trap", "_atomic", "_ignore_nesting")
+                 "_args", "_block_trap", "_atomic", "_ignore_nesting")
 
     def __new__(cls, *args, **kwargs):
         self = object.__new__(cls)
         self._sched = self._next = self._prev = self._greenlet = None
-        self._tempval = self._channel = self._start = None
+        self._tempval = self._channel = self._start = self._args = None
         self._block_trap = self._atomic = self._ignore_nesting = False
         return self
 

@@ -59,15 +59,13 @@ def body(value):
         error = None
         try:
             task = scheduler.current
-            func, args, kwargs = task._start
-            task._start = None  # first: thrown at before it ran, it must still end dead
+            func, args = task._start, task._args
+            task._start = task._args = None  # first: thrown at before it ran, it must end dead
             del task
             if value.__class__ is bomb:
                 value.raise_()
             value = None
-            if kwargs is not None:
-                func(*args, **kwargs)
-            elif len(args) == 1:
+            if len(args) == 1:
                 # a call with a fixed number of arguments runs the function in
                 # this C frame (CPython 3.11 inlines it), while f(*args) nests
                 # another one that every blocked tasklet keeps on its saved
@@ -85,7 +83,7 @@ def body(value):
             pass
         except BaseException as exc:  # re-raised in the innermost run() caller or main
             error = exc
-        func = args = kwargs = None
+        func = args = None
         if error is not None and _hooks.error is not None:
             error = _callbacks.handle_error(error)  # while its tasklet is still current
         next = scheduler.end_current(error)  # raises error, ending this greenlet

@@ -36,7 +36,7 @@
 
 typedef struct {
     PyObject_HEAD
-    PyObject *sched, *next, *prev, *greenlet, *tempval, *channel, *start;
+    PyObject *sched, *next, *prev, *greenlet, *tempval, *channel, *start, *args;
     char block_trap, atomic, ignore_nesting;
 } TaskletCore;
 
@@ -87,7 +87,7 @@ static int
 tasklet_traverse(TaskletCore *self, visitproc visit, void *arg)
 {
     VISIT_ALL(self->sched, self->next, self->prev, self->greenlet, self->tempval, self->channel,
-              self->start);
+              self->start, self->args);
     return 0;
 }
 
@@ -99,6 +99,7 @@ tasklet_clear(TaskletCore *self)
     Py_CLEAR(self->channel);
     Py_CLEAR(self->tempval);
     Py_CLEAR(self->start);
+    Py_CLEAR(self->args);
     Py_CLEAR(self->greenlet);
     Py_CLEAR(self->sched);
     return 0;
@@ -127,17 +128,19 @@ tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->tempval = Py_NewRef(Py_None);
     self->channel = Py_NewRef(Py_None);
     self->start = Py_NewRef(Py_None);
+    self->args = Py_NewRef(Py_None);
     return (PyObject *)self;
 }
 
 static PyMemberDef tasklet_members[] = {
-    {"_sched", T_OBJECT, offsetof(TaskletCore, sched), 0, NULL},
-    {"_next", T_OBJECT, offsetof(TaskletCore, next), 0, NULL},
-    {"_prev", T_OBJECT, offsetof(TaskletCore, prev), 0, NULL},
-    {"_greenlet", T_OBJECT, offsetof(TaskletCore, greenlet), 0, NULL},
-    {"_tempval", T_OBJECT, offsetof(TaskletCore, tempval), 0, NULL},
-    {"_channel", T_OBJECT, offsetof(TaskletCore, channel), 0, NULL},
-    {"_start", T_OBJECT, offsetof(TaskletCore, start), 0, NULL},
+    {"_sched", T_OBJECT_EX, offsetof(TaskletCore, sched), 0, NULL},
+    {"_next", T_OBJECT_EX, offsetof(TaskletCore, next), 0, NULL},
+    {"_prev", T_OBJECT_EX, offsetof(TaskletCore, prev), 0, NULL},
+    {"_greenlet", T_OBJECT_EX, offsetof(TaskletCore, greenlet), 0, NULL},
+    {"_tempval", T_OBJECT_EX, offsetof(TaskletCore, tempval), 0, NULL},
+    {"_channel", T_OBJECT_EX, offsetof(TaskletCore, channel), 0, NULL},
+    {"_start", T_OBJECT_EX, offsetof(TaskletCore, start), 0, NULL},
+    {"_args", T_OBJECT_EX, offsetof(TaskletCore, args), 0, NULL},
     {"_block_trap", T_BOOL, offsetof(TaskletCore, block_trap), 0, NULL},
     {"_atomic", T_BOOL, offsetof(TaskletCore, atomic), 0, NULL},
     {"_ignore_nesting", T_BOOL, offsetof(TaskletCore, ignore_nesting), 0, NULL},
@@ -182,8 +185,8 @@ channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static PyMemberDef channel_members[] = {
-    {"_next", T_OBJECT, offsetof(ChannelCore, next), 0, NULL},
-    {"_prev", T_OBJECT, offsetof(ChannelCore, prev), 0, NULL},
+    {"_next", T_OBJECT_EX, offsetof(ChannelCore, next), 0, NULL},
+    {"_prev", T_OBJECT_EX, offsetof(ChannelCore, prev), 0, NULL},
     {"_balance", T_PYSSIZET, offsetof(ChannelCore, balance), 0, NULL},
     {"_preference", T_INT, offsetof(ChannelCore, preference), 0, NULL},
     {"_schedule_all", T_BOOL, offsetof(ChannelCore, schedule_all), 0, NULL},
@@ -246,13 +249,13 @@ scheduler_dealloc(SchedulerCore *self)
 }
 
 static PyMemberDef scheduler_members[] = {
-    {"current", T_OBJECT, offsetof(SchedulerCore, current), 0, NULL},
+    {"current", T_OBJECT_EX, offsetof(SchedulerCore, current), 0, NULL},
     {"runcount", T_PYSSIZET, offsetof(SchedulerCore, runcount), 0, NULL},
-    {"posted", T_OBJECT, offsetof(SchedulerCore, posted), 0, NULL},
-    {"switch_hooks", T_OBJECT, offsetof(SchedulerCore, switch_hooks), 0, NULL},
+    {"posted", T_OBJECT_EX, offsetof(SchedulerCore, posted), 0, NULL},
+    {"switch_hooks", T_OBJECT_EX, offsetof(SchedulerCore, switch_hooks), 0, NULL},
     {"switch_trap", T_PYSSIZET, offsetof(SchedulerCore, switch_trap), 0, NULL},
-    {"watchdogs", T_OBJECT, offsetof(SchedulerCore, watchdogs), 0, NULL},
-    {"main", T_OBJECT, offsetof(SchedulerCore, main), 0, NULL},
+    {"watchdogs", T_OBJECT_EX, offsetof(SchedulerCore, watchdogs), 0, NULL},
+    {"main", T_OBJECT_EX, offsetof(SchedulerCore, main), 0, NULL},
     {"threadblock", T_BOOL, offsetof(SchedulerCore, threadblock), 0, NULL},
     {NULL}
 };
@@ -294,9 +297,9 @@ hooks_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static PyMemberDef hooks_members[] = {
-    {"schedule", T_OBJECT, offsetof(Hooks, schedule), 0, NULL},
-    {"channel", T_OBJECT, offsetof(Hooks, channel), 0, NULL},
-    {"error", T_OBJECT, offsetof(Hooks, error), 0, NULL},
+    {"schedule", T_OBJECT_EX, offsetof(Hooks, schedule), 0, NULL},
+    {"channel", T_OBJECT_EX, offsetof(Hooks, channel), 0, NULL},
+    {"error", T_OBJECT_EX, offsetof(Hooks, error), 0, NULL},
     {NULL}
 };
 
@@ -317,7 +320,7 @@ shared_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static PyMemberDef shared_members[] = {
-    {"lock", T_OBJECT, offsetof(Shared, lock), 0, NULL},
+    {"lock", T_OBJECT_EX, offsetof(Shared, lock), 0, NULL},
     {NULL}
 };
 

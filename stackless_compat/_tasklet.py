@@ -7,6 +7,8 @@ Every change to the run queue is a request to the tasklet's ``Scheduler``;
 a blocked tasklet is held by its channel.
 """
 
+from functools import partial
+
 from . import _threads
 from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
 from ._state import current_scheduler
@@ -43,8 +45,9 @@ class tasklet(TaskletState):
     """
 
     # Every field lives in _core.TaskletCore (no per-tasklet dict): _greenlet is set
-    # when it first runs and None again once dead; _start holds (func, args,
-    # kwargs or None) between setup and the first run; _tempval the bound function
+    # when it first runs and None again once dead; _start holds the callable and
+    # _args its arguments between setup and the first run (two fields, not a
+    # tuple: one object fewer for the collector per spawn); _tempval the bound function
     # before setup, then values in transit; _channel the channel it blocks on.
     __slots__ = ("__weakref__",)
 
@@ -112,7 +115,8 @@ class tasklet(TaskletState):
         func = self._tempval
         if func is None:
             raise RuntimeError("the tasklet was not bound to a function")
-        self._start = (func, args, kwargs)
+        self._start = partial(func, **kwargs) if kwargs else func
+        self._args = args
         self._tempval = None
 
     def setup(self, *args, **kwargs):
