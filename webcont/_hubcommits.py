@@ -22,7 +22,64 @@ from ._storeerrors import Busy, is_connection_error
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HubCommits"]
+__all__ = ["HubCommits", "HubFuture"]
+
+
+class HubFuture:
+    """The outcome of a write the hub commits: a future completed on the hub only.
+
+    So it takes no lock: a ``concurrent.futures.Future`` costs ~4 us a step
+    (a condition, its locks and a notify), all on the hub.  It offers what
+    ``Hub.wait`` uses (``done``, ``result``, ``exception``,
+    ``add_done_callback``); nothing ever blocks on it, so ``result`` of one
+    not done yet raises ``InvalidStateError``.  The first outcome set wins.
+    """
+
+    __slots__ = ("_done", "_result", "_error", "_callbacks")
+
+    def __init__(self):
+        self._done = False
+        self._result = self._error = None
+        self._callbacks = []
+
+    def done(self):
+        return self._done
+
+    def result(self, timeout=None):
+        """The operation's result, or its exception raised (``timeout``: ignored)."""
+        if not self._done:
+            raise concurrent.futures.InvalidStateError("not committed yet: wait with Hub.wait")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def exception(self, timeout=None):
+        if not self._done:
+            raise concurrent.futures.InvalidStateError("not committed yet: wait with Hub.wait")
+        return self._error
+
+    def add_done_callback(self, callback):
+        if self._done:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def set_result(self, result):
+        self._settle(result, None)
+
+    def set_exception(self, error):
+        self._settle(None, error)
+
+    def _settle(self, result, error):
+        if self._done:
+            return
+        self._done, self._result, self._error = True, result, error
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("a HubFuture callback raised")
 
 
 class HubCommits:
@@ -37,14 +94,20 @@ class HubCommits:
         self.store = store
         self.checkpointer = None  # its thread, started at the first checkpoint
         self._connection = None   # (thread id, connection) of the committing thread
-        self._batch = []          # [(operation, future)] not committed yet
+        self._batch = []          # [(operation, HubFuture)] not committed yet
         self._operations = 0      # committed here since the last checkpoint
+        self._post = None         # the hub's post (its thread runs the flush)
 
     def add(self, operation, post):
-        """Queue ``operation``; the first of a group asks ``post`` for the flush."""
-        future = concurrent.futures.Future()
+        """Queue ``operation``; the first of a group asks ``post`` for the flush.
+
+        Returns a ``HubFuture``, completed on the thread that runs ``post``'s
+        callbacks (the hub).
+        """
+        future = HubFuture()
         self._batch.append((operation, future))
         if len(self._batch) == 1:
+            self._post = post
             post(self.flush)
         return future
 
@@ -55,24 +118,33 @@ class HubCommits:
             return
         store = self.store
         if store.failure is not None or not store.opened:
-            store.enqueue_writes(batch)  # not connected yet, or failing: the writer's turn
+            self._to_writer(batch)  # not connected yet, or failing: the writer's turn
             return
         try:
             results = store.transaction(self._connect(), batch, store.begin_now)
         except Busy:
-            store.enqueue_writes(batch)
+            self._to_writer(batch)
             return
         except Exception as exc:
             if not is_connection_error(exc):  # (the writer logs the store going down)
                 log.exception("store transaction failed (%d operation(s))", len(batch))
             self.drop()
-            store.enqueue_writes(batch)  # the writer thread retries, reconnecting if need be
+            self._to_writer(batch)  # the writer thread retries, reconnecting if need be
             return
         self._operations += len(batch)
         if self._operations >= store.checkpoint_every:
             self._operations = 0
             self._checkpoint_soon()
         store.settle(results)
+
+    def _to_writer(self, batch):
+        """Hand ``batch`` to the writer thread; its outcomes come back through ``post``."""
+        post, writes = self._post, []
+        for operation, mine in batch:
+            theirs = concurrent.futures.Future()
+            theirs.add_done_callback(lambda done, mine=mine: _post_outcome(post, done, mine))
+            writes.append((operation, theirs))
+        self.store.enqueue_writes(writes)
 
     def _connect(self):
         me = threading.get_ident()
@@ -103,3 +175,16 @@ class HubCommits:
         self.drop()
         if self.checkpointer is not None:
             self.checkpointer.close()
+
+
+def _post_outcome(post, done, future):
+    """Complete the HubFuture ``future`` as ``done`` was, on the hub (any thread)."""
+    error = done.exception()
+    try:
+        if error is not None:
+            post(lambda: future.set_exception(error))
+        else:
+            result = done.result()
+            post(lambda: future.set_result(result))
+    except Exception:  # the hub is stopped: nobody waits any more
+        pass

@@ -74,46 +74,62 @@ class ChainRecord:
 class LogOperations:
     """The operations, mixed into ``LogStore``: each runs on a cursor inside a transaction."""
 
+    _statements = None  # template -> SQL text (``statement``); a dict per store
 
-    def op_start(self, cursor, chain, route, version, events, timeout):
-        """Create ``chain`` with its first step (step 0) recorded."""
-        cursor.execute(self.sql(
+    def statement(self, template):
+        """``template`` in this store's dialect, ``{now}`` its clock (made once per store:
+        the hot operations run thousands of times a second)."""
+        try:
+            return self._statements[template]
+        except TypeError:  # the first statement of this store
+            self._statements = {}
+            return self.statement(template)
+        except KeyError:
+            text = self.sql(template.replace("{now}", self.now_sql))
+            self._statements[template] = text
+            return text
+
+    def op_start(self, cursor, chain, route, version, events, timeout, text=None):
+        """Create ``chain`` with its first step (step 0) recorded (``text``: the
+        events as JSON, if the caller has it)."""
+        q = self.statement
+        cursor.execute(q(
             "INSERT INTO webcont_chains (chain, route, version, step, state, deadline, updated)"
-            " VALUES (?, ?, ?, 1, 'live', %s + ?, %s)" % (self.now_sql, self.now_sql)),
+            " VALUES (?, ?, ?, 1, 'live', {now} + ?, {now})"),
             (chain, route, version, timeout))
-        cursor.execute(self.sql("INSERT INTO webcont_steps (chain, step, events) VALUES (?, 0, ?)"),
-                       (chain, _dumps(events)))
+        cursor.execute(q("INSERT INTO webcont_steps (chain, step, events) VALUES (?, 0, ?)"),
+                       (chain, _dumps(events) if text is None else text))
         return True
 
-    def op_record(self, cursor, chain, step, events, timeout, final=None):
+    def op_record(self, cursor, chain, step, events, timeout, final=None, text=None):
         """Record step ``step`` if the chain still waits for it (compare-and-set).
 
         With ``final`` the controller finished: the chain becomes a small
         tombstone keeping its last page, and its log is deleted.  Returns
         False if another request or process recorded that step first.
+        ``text``: the events as JSON, if the caller has it.
         """
+        q = self.statement
         if final is None:
-            cursor.execute(self.sql(
-                "UPDATE webcont_chains SET step = step + 1, deadline = %s + ?, updated = %s"
-                " WHERE chain = ? AND step = ? AND state = 'live'" % (self.now_sql, self.now_sql)),
-                (timeout, chain, step))
+            cursor.execute(q(
+                "UPDATE webcont_chains SET step = step + 1, deadline = {now} + ?, updated = {now}"
+                " WHERE chain = ? AND step = ? AND state = 'live'"), (timeout, chain, step))
             if cursor.rowcount != 1:
                 return False
-            cursor.execute(self.sql(
-                "INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
-                (chain, step, _dumps(events)))
+            cursor.execute(q("INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
+                           (chain, step, _dumps(events) if text is None else text))
             if _made_calls(events):  # now in the step's events
-                cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
+                cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
             return True
-        cursor.execute(self.sql(
+        cursor.execute(q(
             "UPDATE webcont_chains SET step = step + 1, state = 'done', deadline = NULL,"
-            " final = ?, updated = %s WHERE chain = ? AND step = ? AND state = 'live'"
-            % self.now_sql), (final, chain, step))
+            " final = ?, updated = {now} WHERE chain = ? AND step = ? AND state = 'live'"),
+            (final, chain, step))
         if cursor.rowcount != 1:
             return False
-        cursor.execute(self.sql("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
+        cursor.execute(q("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
         if _made_calls(events):
-            cursor.execute(self.sql("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
+            cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return True
 
     def op_load(self, cursor, chain):
