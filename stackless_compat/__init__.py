@@ -10,13 +10,14 @@ differs (tasklet pickling is not possible on greenlet).
 import sys
 import threading
 
+from . import _scheduler  # noqa: F401  (it registers how a thread makes its scheduler)
 from ._callbacks import (get_channel_callback, get_schedule_callback,
                          set_channel_callback, set_error_handler, set_schedule_callback)
 from ._channel import channel
 from ._errors import TaskletExit, bomb
 from ._install import install
 from ._schedule import run, schedule, schedule_remove
-from ._scheduler import current_scheduler
+from ._state import current_scheduler
 from ._tasklet import tasklet
 from ._threads import get_thread_info, thread_ids
 

@@ -6,6 +6,7 @@ Defined by Stackless' ``Doc/library/stackless/stackless.rst`` (Callback function
 """
 
 import sys
+import traceback
 
 from ._core import Hooks
 
@@ -100,28 +101,29 @@ def notify_schedule(scheduler, prev, next):
     try:
         callback(prev, next)
     except BaseException as exc:  # a switch cannot be half undone: report it, as C does
-        sys.unraisablehook(_UnraisableHookArgs(
-            (type(exc), exc, exc.__traceback__, None, "Error in scheduling callback")))
+        report_unraisable(exc, "Error in scheduling callback")
     finally:
         scheduler.switch_trap -= 1
         scheduler.in_callback = False
 
 
-def _unraisable_hook_args_type():
-    """``sys.UnraisableHookArgs``, which CPython does not export: the default
-    hook accepts nothing else.  Taken from one report to a temporary hook."""
-    reports = []
+class UnraisableReport:
+    """What ``sys.unraisablehook`` is given: the attributes of CPython's
+    ``UnraisableHookArgs``, a type CPython does not export."""
 
-    class Raises:
-        def __del__(self):
-            raise RuntimeError("probe")
+    __slots__ = ("exc_type", "exc_value", "exc_traceback", "err_msg", "object")
 
-    old, sys.unraisablehook = sys.unraisablehook, reports.append
-    try:
-        Raises()
-    finally:
-        sys.unraisablehook = old
-    return type(reports[0])
+    def __init__(self, exc, where):
+        self.exc_type, self.exc_value, self.exc_traceback = type(exc), exc, exc.__traceback__
+        self.err_msg, self.object = None, where
 
 
-_UnraisableHookArgs = _unraisable_hook_args_type()
+def report_unraisable(exc, where):
+    """Report ``exc``, which nobody can catch, as CPython reports one in ``where``."""
+    hook = sys.unraisablehook
+    if hook is not sys.__unraisablehook__:
+        hook(UnraisableReport(exc, where))
+    elif sys.stderr is not None:
+        # CPython's own hook takes only its own type: write what it writes
+        sys.stderr.write("Exception ignored in: %r\n" % (where,))
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

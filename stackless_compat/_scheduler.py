@@ -37,7 +37,7 @@ from . import _callbacks, _core, _state, _threads
 from ._core import SchedulerCore
 from ._errors import _GarbageCollected, bomb
 from ._greenlets import Start, body
-from ._state import _local, current_scheduler  # noqa: F401  (_local: webcont's recorder)
+from ._state import _local
 from ._tasklet import tasklet
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ factory that builds a thread's scheduler on first use.
 
 import threading
 
-__all__ = ["current_scheduler", "scheduler_or_none"]
+__all__ = ["current_scheduler", "current_or_none"]
 
 _local = threading.local()
 _factory = None  # set once by _scheduler: builds and registers this thread's scheduler
@@ -23,9 +23,12 @@ def current_scheduler():
         return _factory()
 
 
-def scheduler_or_none():
-    """This thread's scheduler, or None if the thread never used stackless (creates none)."""
-    return getattr(_local, "scheduler", None)
+def current_or_none():
+    """The running tasklet of this thread, or None if the thread never used
+    stackless.  It creates no scheduler: for code that only looks, such as
+    webcont's recorder, which runs in every thread that reads the clock."""
+    scheduler = getattr(_local, "scheduler", None)
+    return None if scheduler is None else scheduler.current
 
 
 def set_factory(factory):

@@ -3,7 +3,7 @@
 import pytest
 
 import stackless_compat as stackless
-from stackless_compat._scheduler import current_scheduler
+from stackless_compat._state import current_scheduler
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 
-from stackless_compat import _scheduler
+from stackless_compat._state import current_or_none
 
 __all__ = ["Recorder", "Divergence", "install_patches", "active_recorders"]
 
@@ -99,10 +99,10 @@ _installed = False
 
 
 def _current_recorder():
-    scheduler = getattr(_scheduler._local, "scheduler", None)  # never create one here
-    if scheduler is None or not active_recorders:
+    if not active_recorders:
         return None
-    return active_recorders.get(id(scheduler.current))
+    current = current_or_none()  # never creates a scheduler here
+    return None if current is None else active_recorders.get(id(current))
 
 
 def _from_logging():

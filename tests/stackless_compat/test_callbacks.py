@@ -118,4 +118,24 @@ def test_an_exception_in_the_schedule_callback_is_unraisable_and_run_goes_on():
     assert ran == ["ran"]
     assert [(r.exc_type, str(r.exc_value), r.object) for r in reports] == \
         [(RuntimeError, "boom", "Error in scheduling callback")]
-    assert type(reports[0]).__name__ == "UnraisableHookArgs"  # what the default hook accepts
+
+
+def test_with_the_default_hook_a_schedule_callback_error_is_printed_as_cpython_does(capsys):
+    import sys
+
+    def callback(prev, next):
+        if next.is_main:
+            raise RuntimeError("boom")
+
+    stackless.tasklet(lambda: None)()
+    old, sys.unraisablehook = sys.unraisablehook, sys.__unraisablehook__  # pytest has its own
+    stackless.set_schedule_callback(callback)
+    try:
+        stackless.run()
+    finally:
+        stackless.set_schedule_callback(None)
+        sys.unraisablehook = old
+    err = capsys.readouterr().err
+    assert err.startswith("Exception ignored in: 'Error in scheduling callback'\n"
+                          "Traceback (most recent call last):\n")
+    assert err.endswith("RuntimeError: boom\n")

@@ -12,7 +12,7 @@ import pytest
 
 import stackless_compat as stackless
 from stackless_compat._greenlets import POOL_LIMIT
-from stackless_compat._scheduler import current_scheduler
+from stackless_compat._state import current_scheduler
 
 var = contextvars.ContextVar("var", default="unset")
 
