@@ -144,6 +144,21 @@ class Scheduler(SchedulerCore):
         task._next = task._prev = None
         self.runcount -= 1
 
+    def thread_ended(self):
+        """The thread has ended (called once, by ``_threads``): nothing will
+        run this ring again, so every tasklet leaves it.  Tasklets report
+        this thread as gone from now on (``thread_alive``); blocked ones stay
+        linked into their channels, as in Stackless."""
+        self.thread_alive = False
+        head = getattr(self, "current", None)  # None too if the collector cleared it
+        task = head
+        while task is not None:
+            after = task._next
+            task._next = task._prev = None
+            task = None if after is head else after
+        self.current = None
+        self.runcount = 0
+
     # -- switching --------------------------------------------------------
 
     def check_trap(self):

@@ -28,10 +28,6 @@ def _no_arguments(name, extra):
 _MISSING = object()
 
 
-def _no_thread():
-    return RuntimeError("tasklet has no thread")  # its thread ended (Stackless' words)
-
-
 def _one_argument(name, flag, extra):
     return TypeError("%s() takes exactly one argument (%d given)"
                      % (name, (flag is not _MISSING) + len(extra)))
@@ -77,10 +73,8 @@ class tasklet(TaskletState):
         """
         if func is not None and not callable(func):
             raise TypeError("tasklet function must be a callable or None, not %r" % (func,))
-        if not self._sched.thread_alive:
-            if args is not None or kwargs is not None:
-                raise _no_thread()
-            self._leave_dead_thread()
+        if args is not None or kwargs is not None:
+            self._live_scheduler()
         if self._next is not None or self._greenlet is not None:
             self._refuse_bind()
         self._start = None
@@ -92,12 +86,13 @@ class tasklet(TaskletState):
             self._setup(tuple(args) if args else (), dict(kwargs) if kwargs else None)
         return self
 
-    def _leave_dead_thread(self):
-        # a never-started tasklet still in the run queue of a thread that ended:
-        # nobody runs that queue any more, so it just leaves it (Stackless allows
-        # bind(None), bind(f), remove() and bind_thread() on it)
-        if self._next is not None and self._channel is None and self._greenlet is None:
-            self._sched.remove(self)
+    def _live_scheduler(self):
+        # a thread that ended emptied its run queue (Scheduler.thread_ended):
+        # what would run the tasklet there is refused, in Stackless' words
+        sched = self._sched
+        if not sched.thread_alive:
+            raise RuntimeError("tasklet has no thread")
+        return sched
 
     def _refuse_bind(self):
         if self is self._sched.current:
@@ -121,12 +116,11 @@ class tasklet(TaskletState):
 
     def setup(self, *args, **kwargs):
         """Give the bound callable its arguments and insert at the end of the run queue."""
-        if not self._sched.thread_alive:
-            raise _no_thread()
+        sched = self._live_scheduler()
         if self._start is not None or self._greenlet is not None:
             raise RuntimeError("tasklet is alive")
         self._setup(args, kwargs or None)  # a fresh tuple and dict: ours
-        self._sched.insert(self)
+        sched.insert(self)
         return self
 
     __call__ = setup
@@ -164,9 +158,7 @@ class tasklet(TaskletState):
         if self is sched.current:
             raise RuntimeError("The current tasklet cannot be removed.")
         if self._next is not None:
-            if sched.thread_alive:
-                self._local_scheduler("removed")
-            sched.remove(self)  # a thread that ended: nobody else uses its queue
+            self._local_scheduler("removed").remove(self)
         return self
 
     def run(self):
@@ -179,9 +171,8 @@ class tasklet(TaskletState):
         """
         sched = self._sched
         if sched is not current_scheduler():
-            if not sched.thread_alive:
-                raise _no_thread()
             # another thread's tasklet: it runs next there, the caller goes on
+            self._live_scheduler()
             self._check_can_run()
             sched.post(self, next=True)
             return None
@@ -254,20 +245,15 @@ class tasklet(TaskletState):
         """
         if extra:
             raise TypeError("kill() takes at most 1 argument (%d given)" % (1 + len(extra)))
-        if not self._sched.thread_alive:
-            # its thread ended: it can never run again; a blocked one leaves its channel
-            channel = self._channel
-            if channel is not None:
-                channel._unblock_safely(self)
-            return None
         if not self.alive:
+            channel = self._channel
+            if channel is not None:  # blocked when its thread ended: it can never run again
+                channel._unblock_safely(self)
             return None
         return self._throw(bomb(TaskletExit, None, None), pending)
 
     def _throw(self, b, pending):
-        sched = self._sched
-        if not sched.thread_alive:
-            raise _no_thread()
+        sched = self._live_scheduler()
         local = sched is current_scheduler()
         if local and self is sched.current:
             b.raise_()
@@ -324,8 +310,6 @@ class tasklet(TaskletState):
                 raise ValueError("bad thread: %r has no stackless scheduler" % (thread_id,))
         if target is self._sched:
             return None
-        if not self._sched.thread_alive:
-            self._leave_dead_thread()
         if self._next is not None:
             raise RuntimeError("can't (re)bind a runnable tasklet")
         if self._greenlet is not None:

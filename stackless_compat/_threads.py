@@ -87,7 +87,7 @@ class Inbox:
 
 
 class _ThreadGuard:
-    """Lives in the thread's locals: when the thread ends, its scheduler is marked dead."""
+    """Lives in the thread's locals: when the thread ends, its scheduler learns it."""
 
     __slots__ = ("scheduler", "__weakref__")
 
@@ -97,7 +97,7 @@ class _ThreadGuard:
     def __del__(self, _lock=_registry_lock, _schedulers=_schedulers):
         # the defaults: at interpreter exit this may run after the module's globals are gone
         scheduler = self.scheduler
-        scheduler.thread_alive = False
+        scheduler.thread_ended()
         with _lock:
             if _schedulers.get(scheduler.thread_id) is scheduler:
                 del _schedulers[scheduler.thread_id]

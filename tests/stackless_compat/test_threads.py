@@ -309,6 +309,18 @@ def test_a_never_started_tasklet_of_an_ended_thread_can_be_unbound_and_moved_her
     assert task.thread_id == threading.get_ident() and not task.alive
 
 
+def test_a_thread_that_ends_empties_its_run_queue_once():
+    def make():
+        first = stackless.tasklet(lambda: None)()
+        return first, stackless.tasklet(lambda: None)()
+
+    first, second = _made_in_a_thread_that_ends(make)
+    # unlinked when the thread ended, not on each later call
+    assert (first.next, first.prev, second.next, second.prev) == (None,) * 4
+    dead = first._sched
+    assert (dead.thread_alive, dead.current, dead.runcount) == (False, None, 0)
+
+
 def test_kill_unblocks_a_blocked_tasklet_of_an_ended_thread_and_leaves_it_dead():
     channel = stackless.channel()
 
