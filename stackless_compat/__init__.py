@@ -4,7 +4,7 @@ Use it as ``import stackless_compat as stackless``, or call
 ``stackless_compat.install()`` once so that ``import stackless`` works
 unchanged.  The behaviour is the one documented for Stackless Python 3
 (Stackless' ``Doc/library/stackless/``); ``docs/compatibility.md`` lists where it
-differs (tasklet pickling is not possible on greenlet).
+differs (a started tasklet cannot be pickled on greenlet).
 """
 
 import sys

@@ -27,6 +27,9 @@ def _no_arguments(name, extra):
 
 _MISSING = object()
 
+# where Stackless C keeps these flags in the integer its __reduce__ gives
+_ATOMIC_BIT, _IGNORE_NESTING_BIT, _BLOCK_TRAP_BIT = 2, 3, 5
+
 
 def _one_argument(name, flag, extra):
     return TypeError("%s() takes exactly one argument (%d given)"
@@ -318,3 +321,58 @@ class tasklet(TaskletState):
                                " switch across threads)")
         self._sched = target
         return None
+
+    # -- pickling ------------------------------------------------------------------
+
+    def __reduce__(self):
+        """``(type(self), (), state)``, as Stackless C reduces a tasklet.
+
+        ``state`` is Stackless' ``(flags, tempval, nesting_level, frames,
+        exc_type, exc_value, exc_traceback, exc_info)``.  Where Stackless
+        lists the tasklet's frames, ``frames`` holds the call it will make,
+        ``[(func, args, kwargs)]`` (``args`` and ``kwargs`` None if it is
+        only bound), or nothing for an unbound or ended tasklet.  A started
+        tasklet's frames live on its greenlet, which cannot be pickled:
+        ``TypeError``; the current one is refused as in Stackless C.
+        """
+        sched = self._sched
+        if self is sched.current and sched is current_scheduler():
+            raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
+        if self._greenlet is not None:
+            raise TypeError("cannot pickle a started tasklet: stackless_compat runs tasklets"
+                            " on greenlet, whose frames cannot be serialised"
+                            " (see docs/compatibility.md)")
+        tempval = self._tempval
+        if self._start is not None:
+            frames = [self._start]
+        elif callable(tempval):
+            frames, tempval = [(tempval, None, None)], None  # bound only: _tempval is its function
+        else:
+            frames = []
+        flags = (self._atomic << _ATOMIC_BIT | self._ignore_nesting << _IGNORE_NESTING_BIT
+                 | self._block_trap << _BLOCK_TRAP_BIT)
+        return type(self), (), (flags, tempval, 0, frames, None, None, None, None)
+
+    def __reduce_ex__(self, protocol):
+        return self.__reduce__()
+
+    def __setstate__(self, state):
+        """Restore what ``__reduce__`` gave: the flags, and the call it will make.
+
+        The tasklet is left paused (``insert()`` it), as Stackless leaves an
+        unpickled one.  ``RuntimeError`` if it is alive already.
+        """
+        flags, tempval, _nesting_level, frames = state[:4]
+        if self.alive or self._greenlet is not None:
+            raise RuntimeError("tasklet is alive: only a new tasklet can be restored")
+        if len(frames) > 1:
+            raise TypeError("cannot restore a started tasklet's frames on greenlet")
+        if frames:
+            func, args, kwargs = frames[0]
+            self.bind(func, args, kwargs)
+        if tempval is not None:
+            self._tempval = tempval
+        self._atomic = bool(flags >> _ATOMIC_BIT & 1)
+        self._ignore_nesting = bool(flags >> _IGNORE_NESTING_BIT & 1)
+        self._block_trap = bool(flags >> _BLOCK_TRAP_BIT & 1)
+        return self

@@ -163,14 +163,6 @@ class TaskletState(TaskletCore):
     def profile_function(self, function):
         _tracing.set_function(self, "profile", function)
 
-    def __reduce__(self):
-        raise TypeError(
-            "cannot pickle a tasklet: stackless_compat runs tasklets on greenlet,"
-            " whose frames cannot be serialised (see docs/compatibility.md)")
-
-    def __reduce_ex__(self, protocol):
-        return self.__reduce__()
-
     def __repr__(self):
         state = ("main" if self.is_main else "current" if self.is_current else
                  "blocked" if self.blocked else "scheduled" if self.scheduled else

@@ -27,6 +27,14 @@ def noop():
     pass
 
 
+CALLS = []
+
+
+def record_call(*args, **kwargs):
+    """A module-level function: pickle can name it."""
+    CALLS.append((args, kwargs))
+
+
 # -- construction, bind, setup ------------------------------------------------
 
 
@@ -1090,17 +1098,58 @@ def test_a_subclass_may_override_setup_through_call():
 # -- pickling -----------------------------------------------------------------
 
 
+def test_a_tasklet_that_never_ran_reduces_to_stackless_state_tuple():
+    unbound = stackless.tasklet()
+    assert unbound.__reduce__() == (stackless.tasklet, (), (0, None, 0, [], None, None, None, None))
+    bound = stackless.tasklet(noop)
+    assert bound.__reduce__()[2][:4] == (0, None, 0, [(noop, None, None)])
+    task = stackless.tasklet(noop).bind(noop, (1, 2), {"k": 3})
+    task.set_atomic(True)
+    task.block_trap = True
+    flags, tempval, nesting, frames = task.__reduce__()[2][:4]
+    assert (flags, tempval, nesting, frames) == (4 | 32, None, 0, [(noop, (1, 2), {"k": 3})])
+
+
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_pickling_a_tasklet_raises_a_clear_type_error(protocol):
-    for t in (stackless.tasklet(), stackless.tasklet(noop), NamedTasklet(noop, "n"),
-              stackless.getmain()):
-        with pytest.raises(TypeError, match="pickle"):
-            pickle.dumps(t, protocol)
+def test_a_pickled_tasklet_that_never_ran_comes_back_paused_and_runs(protocol):
+    task = stackless.tasklet(record_call)("pickled", k=1)
+    task.set_ignore_nesting(True)
+    copy_ = pickle.loads(pickle.dumps(task, protocol))
+    task.kill()
+    assert copy_ is not task and copy_.paused and copy_.ignore_nesting and not copy_.atomic
+    copy_.insert()
+    stackless.run()
+    assert CALLS.pop() == (("pickled",), {"k": 1})
+    unbound = pickle.loads(pickle.dumps(stackless.tasklet(), protocol))
+    assert not unbound.alive
 
 
-def test_copying_a_tasklet_raises_type_error():
-    with pytest.raises(TypeError):
-        copy.copy(stackless.tasklet(noop))
+def test_pickling_a_started_tasklet_raises_a_type_error_naming_greenlet():
+    for paused in (stackless.tasklet(stackless.schedule_remove),
+                   NamedTasklet(stackless.schedule_remove, "n")):
+        paused().run()
+        with pytest.raises(TypeError, match="greenlet"):
+            pickle.dumps(paused)
+        paused.kill()
+    with pytest.raises(RuntimeError, match="^You cannot __reduce__ the tasklet which is current.$"):
+        stackless.getcurrent().__reduce__()
+
+
+def test_restoring_state_into_a_live_tasklet_is_refused():
+    state = stackless.tasklet(noop).__reduce__()[2]
+    live = stackless.tasklet(noop)()
+    with pytest.raises(RuntimeError, match="alive"):
+        live.__setstate__(state)
+    live.kill()
+
+
+def test_copying_a_tasklet_that_never_ran_gives_another_one_bound_alike():
+    original = stackless.tasklet(record_call)
+    twin = copy.copy(original)
+    assert twin is not original and not twin.alive
+    twin("copied")
+    stackless.run()
+    assert CALLS.pop() == (("copied",), {})
 
 
 # -- errors leave the scheduler usable ----------------------------------------
