@@ -330,8 +330,9 @@ class tasklet(TaskletState):
         ``state`` is Stackless' ``(flags, tempval, nesting_level, frames,
         exc_type, exc_value, exc_traceback, exc_info)``.  Where Stackless
         lists the tasklet's frames, ``frames`` holds the call it will make,
-        ``[(func, args, kwargs)]`` (``args`` and ``kwargs`` None if it is
-        only bound), or nothing for an unbound or ended tasklet.  A started
+        ``[(callable, args, kwargs)]`` (``args`` None if it is only bound;
+        ``setup``'s keyword arguments are in a ``functools.partial``), or
+        nothing for an unbound or ended tasklet.  A started
         tasklet's frames live on its greenlet, which cannot be pickled:
         ``TypeError``; the current one is refused as in Stackless C.
         """
@@ -344,7 +345,7 @@ class tasklet(TaskletState):
                             " (see docs/compatibility.md)")
         tempval = self._tempval
         if self._start is not None:
-            frames = [self._start]
+            frames = [(self._start, self._args, None)]  # keyword arguments: in a partial
         elif callable(tempval):
             frames, tempval = [(tempval, None, None)], None  # bound only: _tempval is its function
         else:

@@ -1107,7 +1107,12 @@ def test_a_tasklet_that_never_ran_reduces_to_stackless_state_tuple():
     task.set_atomic(True)
     task.block_trap = True
     flags, tempval, nesting, frames = task.__reduce__()[2][:4]
-    assert (flags, tempval, nesting, frames) == (4 | 32, None, 0, [(noop, (1, 2), {"k": 3})])
+    assert (flags, tempval, nesting, len(frames)) == (4 | 32, None, 0, 1)
+    func, args, kwargs = frames[0]
+    assert (func.func, func.args, func.keywords, args, kwargs) == (noop, (), {"k": 3}, (1, 2), None)
+    scheduled = stackless.tasklet(noop)(5)
+    assert scheduled.__reduce__()[2][3] == [(noop, (5,), None)]
+    scheduled.kill()
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))

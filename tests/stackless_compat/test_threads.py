@@ -293,7 +293,7 @@ def test_tasklets_of_a_thread_that_ended_are_not_alive_and_refuse_to_run():
         with pytest.raises(RuntimeError, match="^%s$" % message):
             attempt()
     assert task.remove() is task and task.paused is False
-    assert task.__reduce__()[2][3] == [task._start]  # never started: it reduces, as in c1b
+    assert task.__reduce__()[2][3] == [(task._start, (), None)]  # it reduces, as in c1b
     task.bind(None)
     task.bind_thread()
     assert task.thread_id == threading.get_ident()
