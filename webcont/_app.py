@@ -15,11 +15,10 @@ raises gets a 500 page instead of a hanging request.
 
 The app parses (``_parameters``), routes, and hands the request to a
 backend: ``MemoryContinuations`` (``_memory``) for routes kept in memory,
-``DurableChains`` (``_durable``) for durable ones.  Either answers with a
+``DurableBackend`` (``_durable_backend``) for durable ones.  Either answers with a
 page or a ``Refusal``, and the app renders that one way (``_refusals``).
 """
 
-import concurrent.futures
 import ipaddress
 import logging
 import os
@@ -27,7 +26,8 @@ import re
 
 from . import _clock
 from ._continuations import CONTINUATION_PARAMETER, KeptPages, TimeoutException
-from ._durable import RETRY_AFTER, _unavailable, code_version, open_chains, open_log_store
+from ._durable import code_version
+from ._durable_backend import DurableBackend
 from ._hub import current_hub
 from ._offload import EventLoopThread, ThreadPool
 from ._memory import MemoryContinuations
@@ -37,9 +37,9 @@ from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page, page
 from ._ratelog import log_refused
 from ._refusals import Refusal, Rendered, render
 from ._request import Failure, SessionlessRequest
+from ._outage import RETRY_AFTER
 from ._settings import APP_OPTIONS, validate
 from ._dialects import parse_store_url
-from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ class SessionlessApp:
             # says which process answered (behind a load balancer, for logs and tests)
             self.response_headers = list(self.response_headers) + [("X-Webcont-Node", self.node)]
         self.durable_routes = {}  # path -> (controller, code version)
-        self._log_store = None    # the durable routes' LogStore, made once
-        self._chains = None       # DurableChains, by open() or on first use
+        self._durable = DurableBackend(self)  # the backend of durable routes
         defaults = {name: getattr(self, name) for name in APP_OPTIONS}
         defaults.update(options)
         for name, value in validate(defaults, APP_OPTIONS).items():
@@ -166,8 +165,7 @@ class SessionlessApp:
         deadline = _clock.monotonic() + timeout
         self._pool.shutdown(timeout)
         self._loop.shutdown(max(0.0, deadline - _clock.monotonic()))
-        if self._log_store is not None:
-            self._log_store.close()
+        self._durable.close()
 
     def open(self, timeout=10.0, secret_source=None):
         """Open the durable store now, from the thread starting the server (not the hub).
@@ -179,52 +177,14 @@ class SessionlessApp:
         ``webcont._store.StoreUnavailable`` naming the store and the reason
         when it cannot be reached within ``timeout`` seconds.
         """
-        if not self.durable_routes or self._chains is not None:
+        if not self.durable_routes:
             return None
-        store = self._store_handle()
-        store.wait_ready(timeout)
+        return self._durable.open(timeout, secret_source)
 
-        def wait(future):
-            try:
-                return future.result(timeout)
-            except concurrent.futures.TimeoutError:  # (the builtin one only from 3.11)
-                raise StoreUnavailable("%s: no answer within %g s"
-                                       % (store.where, timeout)) from None
-        self._chains, description = open_chains(self, store, wait, secret_source)
-        return description
-
-    def _store_handle(self):
-        if self._log_store is None:
-            self._log_store = open_log_store(self)
-        return self._log_store
-
-    def _durable(self):
-        """The durable chains, opened on first use if ``open()`` was not called (hub).
-
-        Never blocks the hub: it waits in the request's tasklet, and raises
-        ``StoreUnavailable`` at once while the store is known to be down.
-        """
-        chains = self._chains
-        if chains is None:
-            store = self._store_handle()
-            failure = store.failure
-            if failure is not None and _clock.monotonic() - failure[1] < RETRY_AFTER:
-                raise StoreUnavailable(failure[0])
-            chains, description = open_chains(self, store)
-            if self._chains is None:  # (another request may have opened it meanwhile)
-                self._chains = chains
-                log.info("%s", description)
-            chains = self._chains
-        chains.on_hub()
-        return chains
-
-    def _durable_call(self, method):
-        """``method(DurableChains)``, or a 503 reply if the store cannot be opened."""
-        try:
-            chains = self._durable()
-        except StoreUnavailable as exc:
-            return _unavailable(exc)
-        return method(chains)
+    @property
+    def _chains(self):
+        """The ``DurableChains`` once opened, else None (for tests and benches)."""
+        return self._durable.chains
 
     @property
     def continuations(self):
@@ -271,9 +231,8 @@ class SessionlessApp:
         if CONTINUATION_PARAMETER in parameters:
             if self.durable_routes and "." in parameters[CONTINUATION_PARAMETER][0]:
                 wc = parameters[CONTINUATION_PARAMETER][0]
-                return self._reply(self._durable_call(
-                    lambda chains: chains.resume_id(wc, parameters, environ)),
-                    environ, start_response)
+                return self._reply(self._durable.resume(wc, parameters, environ),
+                                   environ, start_response)
             return self._reply(self._memory.resume(parameters, environ), environ, start_response)
         controller = self.routes.get(path)
         if controller is None:
@@ -285,9 +244,8 @@ class SessionlessApp:
             token = new_token()
             cookie = [set_cookie_header(token, environ)]
         if path in self.durable_routes:
-            return self._reply(self._durable_call(
-                lambda chains: chains.start(path, parameters, environ, token)),
-                environ, start_response, cookie)
+            return self._reply(self._durable.start(path, parameters, environ, token),
+                               environ, start_response, cookie)
         return self._reply(self._memory.start(path, controller, parameters, environ, token),
                            environ, start_response, cookie)
 
@@ -299,11 +257,7 @@ class SessionlessApp:
         """
         detailed = _trusted(environ.get("REMOTE_ADDR"), self.health_details)
         if self.durable_routes:
-            try:
-                healthy, detail = self._durable().health(detailed)
-            except StoreUnavailable as exc:
-                healthy, detail = False, ("store unreachable: %s" % (exc,) if detailed
-                                          else "store unreachable")
+            healthy, detail = self._durable.health(detailed)
         else:
             healthy, detail = True, "in-memory"
         status = "200 OK" if healthy else "503 Service Unavailable"

@@ -25,54 +25,34 @@ functions, which are routed there while the controller runs); keep side
 effects out of the replay, through ``req.to_thread`` (its outcome is
 recorded once, ``_calls``); use ``req.patched(name)`` to branch
 deliberately when the code changes.  The chain in memory is ``_chain``,
-ids ``_ids``, what stays in memory and expiry ``_expiry``.
+ids ``_ids``, what stays in memory and expiry ``_expiry``, loading by
+replay ``_replay``, opening the store for an app ``_durable_backend``.
 """
 
-import concurrent.futures
 import json
 import logging
-import os
 import secrets
 from collections import OrderedDict
-
-import stackless_compat as stackless
 
 from . import _clock
 from ._continuations import parameters_digest
 from ._chain import Chain, _input_of
 from ._expiry import ChainsInMemory
-from ._hub import current_hub
-from ._ids import IdSigner, code_version
+from ._hub import WaitTimedOut, current_hub
+from ._ids import code_version
+from ._outage import recent_failure, unavailable as _unavailable
 from ._owner import Owners
 from ._recorder import install_patches
-from ._ratelog import ThrottledLog
 from ._refusals import Refusal
-from ._dialects import open_store
+from ._replay import ChainsFromLog, _text
 from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DurableChains", "open_chains", "open_log_store", "code_version"]
+__all__ = ["DurableChains", "code_version"]
 
 
-def _copy(source, target):
-    """Complete ``target`` as ``source`` was completed (any thread)."""
-    error = source.exception()
-    _settle(target, None if error is not None else source.result(), error)
-
-
-def _settle(future, result=None, error=None):
-    """Complete ``future`` unless the other side did first (the store or the timeout)."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:
-        pass
-
-
-class DurableChains(ChainsInMemory):
+class DurableChains(ChainsInMemory, ChainsFromLog):
     """The durable chains of one app: in-memory cache, store, ids, expiry.
 
     Used only on the hub.  ``live`` holds at most ``max_live`` chains in
@@ -93,17 +73,14 @@ class DurableChains(ChainsInMemory):
         self.replays = 0  # how many chains were loaded from the log (for tests)
         self._loading = {}  # chain id -> channels of the tasklets waiting for its replay
         self.store_timeout = store_timeout
-        self._sweeping = False
-        self._on_hub = False
-        self._waiting = OrderedDict()  # channel of a tasklet waiting for the store -> deadline
-        self._waiting_timer = False
+        self._sweep_hub = None  # the hub a sweep is scheduled on (a new hub starts its own)
         install_patches()
 
     def on_hub(self):
         """Called (hub) at each use: the sweeps start at the first, also in a
-        process that only resumes games.  (The chains may be made off the hub.)"""
-        if not self._on_hub:
-            self._on_hub = True
+        process that only resumes games, and again on a new hub when the app
+        is served again.  (The chains may be made off the hub.)"""
+        if self._sweep_hub is not current_hub():
             self._schedule_sweep()
 
     def _wait(self, future):
@@ -115,50 +92,19 @@ class DurableChains(ChainsInMemory):
         unknown outcome, as after a crash, and the next request replays
         whatever the log holds.
         """
-        if future.done():
-            return future.result()
-        # the wait is on a future of our own, which the store's outcome or the
-        # timeout completes, whichever comes first (the store's stays the store's)
-        mine = concurrent.futures.Future()
-        future.add_done_callback(lambda done: _copy(done, mine))
-        # one timeout for all: the oldest waiter is always the first due, so one
-        # timer and an ordered dict do (no timer per store operation)
-        self._waiting[mine] = _clock.monotonic() + self.store_timeout
-        if not self._waiting_timer:
-            self._waiting_timer = True
-            current_hub().call_at(self._waiting[mine], self._give_up_waiting)
         try:
-            return current_hub().wait(mine)
-        except StoreUnavailable as exc:
+            return current_hub().wait(future, self.store_timeout)
+        except WaitTimedOut:
+            message = "no answer from the store within %g s" % self.store_timeout
             if not future.done():  # it hangs: answer 503 at once until it comes back
-                self.store.note_failure(str(exc))
-            raise
-        finally:
-            self._waiting.pop(mine, None)
-
-    def _give_up_waiting(self):
-        """Hub timer: fail the waits past their deadline with ``StoreUnavailable``."""
-        waiting, now = self._waiting, _clock.monotonic()
-        while waiting:
-            mine, deadline = next(iter(waiting.items()))
-            if deadline > now:
-                current_hub().call_at(deadline, self._give_up_waiting)
-                return
-            del waiting[mine]
-            _settle(mine, error=StoreUnavailable("no answer from the store within %g s"
-                                                 % self.store_timeout))
-        self._waiting_timer = False
+                self.store.note_failure(message)
+            raise StoreUnavailable(message) from None
 
     def unavailable(self):
-        """A 503 reply while the store failed less than ``RETRY_AFTER`` s ago, else None.
-
-        Nothing is queued meanwhile: a down store costs a request no wait.
-        Past that, one request at a time gets through and tries it again.
-        """
-        failure = self.store.failure
-        if failure is not None and _clock.monotonic() - failure[1] < RETRY_AFTER:
-            return _unavailable(StoreUnavailable(failure[0]))
-        return None
+        """A 503 reply while the store failed less than ``RETRY_AFTER`` s ago, else None
+        (``_outage``)."""
+        down = recent_failure(self.store)
+        return None if down is None else _unavailable(StoreUnavailable(down))
 
     # -- requests ---------------------------------------------------------------
 
@@ -269,29 +215,6 @@ class DurableChains(ChainsInMemory):
             return Refusal("game too big", chain.route)
         return self._transition(chain, step, parameters, environ, reloaded)
 
-    def _last_page(self, chain):
-        """The page ``chain`` waits on: kept (``max_kept_page_bytes``), else rendered
-        again by a replay into a scratch copy (the live one is left alone)."""
-        page = self.app._pages.get(chain.id)
-        if page is not None:
-            return page
-        try:
-            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain.id)))
-        except Exception as exc:
-            return _unavailable(exc)
-        if record is None or record.state != "live" or record.step != chain.step:
-            return Refusal("page gone", chain.route)
-        scratch = Chain(self, chain.id, record.route, chain.controller, chain.version)
-        kind, page, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
-        scratch.unload()
-        if kind != "ready":
-            return Refusal("page gone", chain.route)
-        self._keep_page(chain, page)
-        return page
-
-    def _keep_page(self, chain, page):
-        self.app._pages.put(chain.id, _text(page).encode("utf-8"))
-
     def _stale(self, chain, current, environ):
         """The 409 for an answer to an old step; the owner gets the way on."""
         live_id = None
@@ -356,160 +279,7 @@ class DurableChains(ChainsInMemory):
         # the store's deadline is the reference; this one stops a resume before a sweep
         chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
-    # -- loading by replay ------------------------------------------------------
-
-    def _load(self, chain_id, step=None, parameters=None):
-        """Replay ``chain_id`` from its log; a Chain, a ``Refusal``, or the last page
-        of a finished game (answered to its winning move sent again).
-
-        One replay at a time per chain: a double submit just after a restart,
-        or a request racing the sweeper, waits for the replay under way
-        instead of making a second copy of the controller.
-        """
-        while chain_id in self._loading:
-            done = stackless.channel()
-            self._loading[chain_id].append(done)
-            done.receive()
-            chain = self.live.get(chain_id)
-            if chain is not None:
-                return chain
-        waiting = self._loading[chain_id] = []
-        try:
-            return self._replay(chain_id, step, parameters)
-        finally:
-            del self._loading[chain_id]
-            for done in waiting:
-                if done.balance < 0:  # (a waiter whose request was abandoned is gone)
-                    done.send(None)
-
-    def _replay(self, chain_id, step, parameters):
-        try:
-            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
-        except Exception as exc:
-            return _unavailable(exc)
-        if record is None:
-            return Refusal("unknown")
-        route = record.route if record.route in self.app.durable_routes else None
-        if record.state == "done":
-            last_input, last_page = json.loads(record.final) if record.final else (None, None)
-            if step is not None and step == record.step - 1:
-                if parameters is not None and _input_of(parameters) == last_input:
-                    return last_page  # the winning move again: the same page (no live id)
-                return Refusal("too late", route)
-            return Refusal("finished", route)
-        if record.state in ("expired", "failed"):
-            return Refusal(record.state, route)
-        if record.state == "broken" or route is None:
-            return Refusal("version", route)
-        controller, version = self.app.durable_routes[record.route]
-        chain = Chain(self, chain_id, record.route, controller, version)
-        kind, page, _ = chain.start(record.steps[0][0], {}, replay_steps=record.steps)
-        self.replays += 1
-        if kind != "ready" or chain.step != record.step:
-            chain.unload()
-            if kind == "error":  # the controller raised while replaying (logged)
-                self._end(chain_id, "failed")
-                return Refusal("failed", route)
-            log.warning("chain %s (version %s, now %s) diverged on replay: %s",
-                        chain_id[:6], record.version, version, page)
-            self._end(chain_id, "broken")
-            return Refusal("version", route)
-        chain.last_digest = parameters_digest(record.steps[-1][0])
-        chain.log_bytes = record.size
-        self._keep_page(chain, page)
-        chain.pending_calls = record.calls  # of a step whose page was never recorded
-        chain.deadline = _clock.monotonic() + max(record.remaining, 0.0)
-        self._keep(chain)
-        if record.remaining <= 0:  # past its deadline, not swept yet
-            self.expire(chain_id)
-            return Refusal("expired", route)
-        return chain
-
-    def _check_replay(self, chain_id, step, page):
-        """Under ``webcont.testing.replay_check``: replay the chain from the store
-        into a scratch copy and compare the page it renders with ``page``."""
-        failures = getattr(self.app, "replay_failures", None)
-        if failures is None:
-            return
-        try:
-            record = self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
-            controller, version = self.app.durable_routes[record.route]
-            scratch = Chain(self, chain_id, record.route, controller, version)
-            kind, replayed, _ = scratch.start(record.steps[0][0], {}, replay_steps=record.steps)
-            scratch.unload()
-        except Exception as exc:
-            failures.append((chain_id, step, "replay failed: %r" % (exc,)))
-            return
-        if kind != "ready":
-            failures.append((chain_id, step, "replay ended with %s: %s" % (kind, replayed)))
-        elif replayed != page:
-            failures.append((chain_id, step, "the replayed page differs from the served one"))
-
 
 def _size(value):
     """UTF-8 bytes of ``value`` as the log records it (JSON)."""
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-def _text(page):
-    return page.decode("utf-8", "replace") if isinstance(page, bytes) else str(page)
-
-
-#: seconds a failed store is left alone (503 at once, and the Retry-After of those pages)
-RETRY_AFTER = 1.0
-
-_log_unavailable = ThrottledLog(log, logging.WARNING, "durable request answered 503: %s")
-
-
-def _unavailable(exc):
-    _log_unavailable(exc)  # the store logged when it went down: not a line per request
-    return Refusal("unavailable")
-
-
-DEFAULT_STORE = "sqlite:///webcont-durable.db"
-
-
-def open_log_store(app):
-    """The app's log store (``store=``, else ``WEBCONT_STORE``, else a file here).
-
-    Returns at once: the store connects on its own thread.
-    """
-    url = app.store_url or os.environ.get("WEBCONT_STORE")
-    if not url:
-        url = DEFAULT_STORE
-        log.warning("durable routes and no store= given: keeping games in %s",
-                    os.path.abspath(url[len("sqlite:///"):]))
-    return open_store(url, wait=None)
-
-
-def open_chains(app, store, wait=None, secret_source=None):
-    """The durable side of ``app`` on ``store``: ``(DurableChains, description)``.
-
-    ``wait(future)`` returns a store future's result; by default the chains'
-    own ``_wait``, which only works on the hub (``SessionlessApp.open`` waits
-    with a blocking one at start).  Raises ``StoreUnavailable`` when the
-    store cannot answer.
-    """
-    chains = DurableChains(app, store, None, app.max_continuations,
-                           sweep_interval=app.sweep_interval,
-                           tombstone_ttl=app.tombstone_timeout,
-                           store_timeout=app.store_timeout)
-    secret, source = app.secret, secret_source or "given as secret="
-    if not secret and os.environ.get("WEBCONT_SECRET"):
-        secret, source = os.environ["WEBCONT_SECRET"], "from WEBCONT_SECRET"
-    if not secret:
-        secret = (wait or chains._wait)(store.submit(
-            lambda s, cursor: s.op_secret(cursor, secrets.token_hex(32))))
-        source = "kept in the store"
-    chains.signer, chains.owners = IdSigner(secret), Owners(secret)
-    if source != "kept in the store":  # a secret kept there always fits its games
-        fingerprint = chains.signer.fingerprint()
-        others = (wait or chains._wait)(store.submit(
-            lambda s, cursor: s.op_fingerprint(cursor, fingerprint)))
-        if others:
-            log.warning("THE ID SECRET DOES NOT FIT THIS STORE: %d game(s) waiting in %s were"
-                        " started with another secret, and every link to them will answer"
-                        " 404 with this one (id secret %s). Start with the secret they were"
-                        " made with (the same --secret-file, secret= or WEBCONT_SECRET)"
-                        " unless losing them is what you want", others, store.where, source)
-    return chains, "durable games on: kept in %s; id secret %s" % (store.where, source)

@@ -52,14 +52,14 @@ class ChainsInMemory:
             return False
 
     def _schedule_sweep(self):
-        if not self._sweeping:
-            self._sweeping = True
-            current_hub().call_at(_clock.monotonic() + self.sweep_interval,
-                                  lambda: current_hub().spawn(self._sweep))
+        """The next sweep, on the current hub (a hub stopped meanwhile takes its timer along)."""
+        hub = self._sweep_hub = current_hub()
+        hub.call_at(_clock.monotonic() + self.sweep_interval, lambda: hub.spawn(self._sweep))
 
     def _sweep(self):
         """Expire due chains in batches (an index scan, never a full scan)."""
-        self._sweeping = False
+        if self._sweep_hub is not current_hub():
+            return  # the app is served by another hub now, which sweeps on its own
         try:
             for _ in range(20):  # at most 2,000 a pass; the rest at the next
                 due = self._wait(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
@@ -74,7 +74,8 @@ class ChainsInMemory:
             log.debug("no sweep: %s", exc)
         except Exception:
             log.exception("sweeping expired durable chains")
-        self._schedule_sweep()
+        if self._sweep_hub is current_hub():  # (not taken over by a new hub meanwhile)
+            self._schedule_sweep()
 
     def _unload_stale(self):
         """Unload chains another process has moved on (after a failover and back).

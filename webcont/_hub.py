@@ -38,13 +38,18 @@ from collections import deque
 import stackless_compat as stackless
 
 from . import _clock
+from ._deadlines import Deadlines
 from ._job import Job, serve_job
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hub", "ThreadHub", "Job", "current_hub"]  # Job: re-exported from _job
+__all__ = ["Hub", "ThreadHub", "Job", "WaitTimedOut", "current_hub"]  # Job: from _job
 
 _local = threading.local()
+
+
+class WaitTimedOut(TimeoutError):
+    """``Hub.wait`` had no outcome within its timeout (the future may still complete)."""
 
 
 def current_hub():
@@ -70,6 +75,7 @@ class Hub:
         self.awaiting = 0  # tasklets waiting for a callback another thread will post
         self.task_tasklets = set()  # InlineHub: tasklets running waitress' own code
         self._spawned = weakref.WeakSet()  # the app's tasklets, for kill_all (spawn)
+        self.deadlines = Deadlines(self.call_at)  # the timeouts of waits on this hub
 
     # -- binding -----------------------------------------------------------
 
@@ -159,19 +165,21 @@ class Hub:
             except (Exception, SystemExit):
                 log.exception("a tasklet on the hub raised")
 
-    def wait(self, future):
+    def wait(self, future, timeout=None):
         """Wait, in a hub tasklet, for a ``concurrent.futures.Future``; its result or exception. (hub)
 
         The future may be completed by any thread: from another thread the
         completion is posted to the hub; on the hub itself (a commit the hub
         made) it is handed over at once.  Only the waiting tasklet blocks.
+        With ``timeout`` (seconds), ``WaitTimedOut`` is raised if the future
+        is not done by then (``deadlines``); it may still complete later.
         """
         if future.done():
             return future.result()
         outcome = stackless.channel()
         outcome.preference = 1  # the completing side goes on; the waiter runs at the drain
 
-        def hand_over(done):  # on the hub; the waiter may have been abandoned meanwhile
+        def hand_over(done):  # on the hub; the waiter may have been abandoned or timed out
             if outcome.balance < 0:
                 outcome.send(done)
 
@@ -183,11 +191,17 @@ class Hub:
         future.add_done_callback(completed)
         if future.done():  # done before the callback was added: it found no waiter
             return future.result()
+        token = None if timeout is None else self.deadlines.add(timeout, lambda: hand_over(None))
         self.awaiting += 1
         try:
-            return outcome.receive().result()
+            done = outcome.receive()
         finally:
             self.awaiting -= 1
+            if token is not None:
+                self.deadlines.cancel(token)
+        if done is None:
+            raise WaitTimedOut("no outcome within %g s" % timeout)
+        return done.result()
 
     # -- timers (hub) -----------------------------------------------------------
 
@@ -252,6 +266,7 @@ class Hub:
         finally:
             self.busy_since = None
         self._timers.clear()
+        self.deadlines = Deadlines(self.call_at)  # their timers went with the heap
         self.stopped = True
         log.info("hub stopped: %d suspended tasklet(s) killed", len(victims))
         return len(victims)

@@ -12,7 +12,7 @@ by a small timer thread.  Called directly by a thread's main tasklet
 
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 
 import stackless_compat as stackless
 
@@ -47,10 +47,6 @@ class InlineHub(Hub):
         self._timer_thread = threading.Thread(target=self._timer_loop,
                                               name="webcont-timers", daemon=True)
         self._timer_thread.start()
-        # jobs waiting in their task tasklets, oldest first -> monotonic deadline;
-        # one timeout for all, so the oldest is always the first due
-        self._waiting_jobs = OrderedDict()
-        self._deadline_timer = False
 
     # -- serve(): a tasklet per waitress task (hub) -------------------------------
 
@@ -92,28 +88,16 @@ class InlineHub(Hub):
         if job.finished:
             return
         job.waiter = stackless.channel()
-        self._waiting_jobs[job] = _clock.monotonic() + timeout
-        if not self._deadline_timer:
-            self._deadline_timer = True
-            self.call_at(self._waiting_jobs[job], self._expire_waiting)
+        token = self.deadlines.add(timeout, lambda: self._give_up(job))
         try:
             job.waiter.receive()
         finally:
-            self._waiting_jobs.pop(job, None)
+            self.deadlines.cancel(token)
 
-    def _expire_waiting(self):
-        waiting = self._waiting_jobs
-        now = _clock.monotonic()
-        while waiting:
-            job, deadline = next(iter(waiting.items()))
-            if deadline > now:
-                self.call_at(deadline, self._expire_waiting)
-                return
-            del waiting[job]
-            log.warning("no answer within the request timeout to %s: giving up",
-                        describe(job))
-            self.abandon(job, "504 Gateway Timeout", "The application did not answer in time.")
-        self._deadline_timer = False
+    def _give_up(self, job):
+        """A job's deadline passed (hub timer): it gets a 504, as under ``Gateway``."""
+        log.warning("no answer within the request timeout to %s: giving up", describe(job))
+        self.abandon(job, "504 Gateway Timeout", "The application did not answer in time.")
 
     def handle(self, app, job, timeout=30.0):
         """Answer ``job`` right here, on the calling (hub) thread.

@@ -8,7 +8,7 @@ import threading
 import time
 
 import webcont
-from webcont._durable import IdSigner
+from webcont._ids import IdSigner
 from webcont._dialects import open_store
 
 from . import durable_apps
