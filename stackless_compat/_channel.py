@@ -40,17 +40,8 @@ _hooks = _callbacks.hooks
 class channel(ChannelCore):
     """A channel for passing values (and exceptions) between tasklets."""
 
-    __slots__ = ("__weakref__",)  # the chain, balance and flags live in ChannelCore
-
-    def __new__(cls, *args, **kwargs):
-        # set up here, not in __init__: legacy subclasses often skip super().__init__
-        self = ChannelCore.__new__(cls)
-        self._next = self._prev = None  # the empty chain of waiting tasklets
-        self._balance = 0
-        self._preference = -1
-        self._schedule_all = False
-        self._closing = False
-        return self
+    # the chain, balance and flags live in ChannelCore, which sets them up in __new__
+    __slots__ = ("__weakref__",)
 
     def __init__(self, *args, **kwargs):
         pass  # Stackless' channel() accepts and ignores any arguments
@@ -82,14 +73,7 @@ class channel(ChannelCore):
                 if sched.switch_trap and (prefer_partner or self._schedule_all):
                     sched.check_trap()
                 target = self._next
-                after = target._next
-                if after is self:
-                    self._next = self._prev = None  # empty again
-                else:
-                    self._next = after
-                    after._prev = self
-                target._next = target._prev = target._channel = None
-                self._balance = balance + direction
+                self._unblock(target)
                 # exchange: the receiver gets the value, the sender gets None
                 if direction > 0:
                     target._tempval = value
@@ -119,13 +103,10 @@ class channel(ChannelCore):
                     raise ValueError("Send/receive operation on a closed channel")
                 if sched.switch_trap:
                     sched.check_trap()
-                next = source._next
-                if next is source:  # the last runnable one: the scheduler picks who runs
-                    next = sched.suspend_current(source)
-                    if next is not None and value.__class__ is bomb:
-                        next._tempval = value  # Stackless hands a revived main the exception
-                else:
-                    sched.remove(source)  # the head: its successor, next, becomes head
+                was_last = source._next is source
+                next = sched.suspend_current(source)  # None: wait for another thread
+                if was_last and next is not None and value.__class__ is bomb:
+                    next._tempval = value  # Stackless hands a revived main the exception
                 source._tempval = value  # before it is visible: another thread may take it
                 last = self._prev
                 if last is None:

@@ -39,6 +39,15 @@ class _PyChannelCore:
 
     __slots__ = ("_next", "_prev", "_balance", "_preference", "_schedule_all", "_closing")
 
+    def __new__(cls, *args, **kwargs):
+        # set up here, not in __init__: legacy subclasses often skip super().__init__
+        self = object.__new__(cls)
+        self._next = self._prev = None  # the empty chain of waiting tasklets
+        self._balance = 0
+        self._preference = -1  # prefer the receiver, as Stackless does
+        self._schedule_all = self._closing = False
+        return self
+
     def send(self, value):
         """Send ``value``; blocks until a receiver takes it (see ``preference``)."""
         return self._action(1, value)

@@ -180,15 +180,10 @@ class Scheduler(SchedulerCore):
         """
         prev = self.leaving
         self.leaving = None
-        if self.posted:
-            self.take_posted()
-        if self.switch_hooks:
-            for hook in self.switch_hooks:
-                next = hook(prev, next)
-            if next is prev:
+        if self.posted or self.switch_hooks or _hooks.schedule is not None:
+            next = self.announce(prev, next)
+            if next is prev:  # a switch hook kept the running tasklet
                 return self.claim(prev)
-        if _hooks.schedule is not None:
-            self.notify_schedule(prev, next)
         value = next._tempval
         next._tempval = None
         target = next._greenlet
@@ -204,6 +199,20 @@ class Scheduler(SchedulerCore):
         if value.__class__ is bomb:
             value.raise_()
         return value
+
+    def announce(self, prev, next):
+        """What precedes every switch from ``prev`` to ``next`` (the head),
+        including the one out of an ended tasklet: take what other threads
+        posted, let the switch hooks (tracing, the watchdog) pick another
+        ``next``, and call the schedule callback unless a hook kept ``prev``.
+        Returns whom to switch to."""
+        if self.posted:
+            self.take_posted()
+        for hook in self.switch_hooks:
+            next = hook(prev, next)
+        if next is not prev and _hooks.schedule is not None:
+            self.notify_schedule(prev, next)
+        return next
 
     def notify_schedule(self, prev, next):
         """Call the schedule callback for a switch from ``prev`` to ``next``
@@ -290,7 +299,15 @@ class Scheduler(SchedulerCore):
             if next is not None:
                 self.make_current(next)
             return next
-        self.remove(current)  # the head: its successor, next, becomes head
+        # the head leaves, its successor becomes head: remove(), unrolled, as
+        # this is every blocking call's path (a call more cost a pure-Python
+        # round trip ~4%)
+        before = current._prev
+        before._next = next
+        next._prev = before
+        current._next = current._prev = None
+        self.current = next
+        self.runcount -= 1
         return next
 
     def _idle_target(self, leaving):
@@ -358,12 +375,8 @@ class Scheduler(SchedulerCore):
         next = self.current
         if next is None or error is not None:
             next, error = self._end_target(error)
-        if self.posted:
-            self.take_posted()
-        for hook in self.switch_hooks:
-            next = hook(task, next)
-        if _hooks.schedule is not None:
-            self.notify_schedule(task, next)
+        if self.posted or self.switch_hooks or _hooks.schedule is not None:
+            next = self.announce(task, next)
         del task
         if error is not None:
             target = next._greenlet
@@ -443,5 +456,5 @@ class Scheduler(SchedulerCore):
 
 
 _state.set_factory(_new_scheduler)
-_core.connect(local=_local, hooks=_hooks, shared=_threads.shared, bomb=bomb, start=Start,
+_core.connect(hooks=_hooks, shared=_threads.shared, bomb=bomb, start=Start,
               collected=_GarbageCollected)

@@ -327,7 +327,8 @@ static PyMemberDef shared_members[] = {
 /* ---- the hand-over ------------------------------------------------------ */
 
 /* the Python objects the hand-over consults (connect()) */
-static PyObject *local_obj, *bomb_type, *start_type, *collected_exc;
+static PyObject *bomb_type, *start_type, *collected_exc;
+static int connected;  /* connect() was called: the hand-over may run */
 static Hooks *hooks_obj;
 static Shared *shared_obj;
 static PyObject *str_switch, *str_raise, *str_greenlet, *str_value, *str_action;
@@ -393,7 +394,7 @@ fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
     PyObject *sched_obj, *source, *target, *after, *next, *last, *got, *kept;
     SchedulerCore *sched;
 
-    if (local_obj == NULL || hooks_obj->channel != Py_None || hooks_obj->schedule != Py_None
+    if (!connected || hooks_obj->channel != Py_None || hooks_obj->schedule != Py_None
             || shared_obj->lock != Py_None)
         return 0;
     sched_obj = (PyObject *)PyThread_tss_get(&current_key);
@@ -644,9 +645,9 @@ static PyTypeObject SharedType = {
 static PyObject *
 connect(PyObject *module, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"local", "hooks", "shared", "bomb", "start", "collected", NULL};
-    PyObject *local, *hooks, *shared, *bomb, *start, *collected;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!OOO:connect", names, &local,
+    static char *names[] = {"hooks", "shared", "bomb", "start", "collected", NULL};
+    PyObject *hooks, *shared, *bomb, *start, *collected;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO:connect", names,
                                      &HooksType, &hooks, &SharedType, &shared, &bomb, &start,
                                      &collected))
         return NULL;
@@ -655,13 +656,13 @@ connect(PyObject *module, PyObject *args, PyObject *kwds)
     Py_XSETREF(collected_exc, Py_NewRef(collected));
     Py_XSETREF(hooks_obj, (Hooks *)Py_NewRef(hooks));
     Py_XSETREF(shared_obj, (Shared *)Py_NewRef(shared));
-    Py_XSETREF(local_obj, Py_NewRef(local));  /* last: it turns the hand-over on */
+    connected = 1;  /* last: it turns the hand-over on */
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"connect", (PyCFunction)(void (*)(void))connect, METH_VARARGS | METH_KEYWORDS,
-     "connect(*, local, hooks, shared, bomb, start, collected)\n--\n\n"
+     "connect(*, hooks, shared, bomb, start, collected)\n--\n\n"
      "Give the hand-over the Python objects it consults (once, from _core.connect)."},
     {NULL, NULL, 0, NULL}
 };
