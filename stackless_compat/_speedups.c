@@ -13,11 +13,14 @@
  * policy, channel._action, before changing anything.  No C code reads a
  * Python class's slots: the Python code reaches these fields through the
  * member descriptors below, with the same names _core.py gives the pure
- * Python types.
+ * Python types.  The object fields are T_OBJECT_EX members, which CPython
+ * (3.11+) specialises like __slots__, so the Python policy reads them as
+ * fast as on the pure-Python types.  Switches go through greenlet's public
+ * C API.
  *
- * Why not the whole tasklet and channel in C yet: the Python policy (runs,
- * kills, threads, the watchdog) would have to move with it to keep one copy;
- * that is the way to the channel target and is left for later.
+ * Why not the whole tasklet and channel in C: the Python policy (runs,
+ * kills, threads, the watchdog) would have to move with it to keep one
+ * copy; the plain hand-overs in C already meet the channel target.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
