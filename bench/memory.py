@@ -75,7 +75,8 @@ def tasklets(n, own_channel):
     def wait(channel):
         channel.receive()
     keep = []
-    core = "C core" if stackless.tasklet.__base__.__module__.endswith("_speedups") else "pure"
+    from stackless_compat._core import SPEEDUPS
+    core = "C core" if SPEEDUPS else "pure"
     stackless.tasklet(wait)(stackless.channel()).run()  # warm up
     gc.collect()
     before = rss_bytes()

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from greenlet import greenlet  # noqa: E402
 
 import stackless_compat as stackless  # noqa: E402
+from stackless_compat._core import SPEEDUPS  # noqa: E402
 from _common import measure, print_table, timed  # noqa: E402
 
 
@@ -114,8 +115,7 @@ def main(argv=None):
         print("(gevent not installed: skipped)")
     results = measure(contenders, args.repeats)
     print_table("create + run to completion, per microthread (%d each, median of %d; %s)"
-                % (n, args.repeats, "C core" if stackless.tasklet.__base__.__module__
-                   .endswith("_speedups") else "pure Python"), results, baseline)
+                % (n, args.repeats, "C core" if SPEEDUPS else "pure Python"), results, baseline)
     ours = results[ours_name] / results[baseline]
     summary = ("summary: spawn+run %.0f ns/tasklet = %.2fx raw greenlet (target <= 0.3x: %s);"
                " one by one %.2fx; %.2fx asyncio"

@@ -4,15 +4,18 @@ Nothing here references a tasklet while suspended: the body finds its
 tasklet through the scheduler's ``current`` (the GC promise, ``_scheduler``).
 """
 
+import sys
+
 from greenlet import GreenletExit, getcurrent
 
-from . import _callbacks
+from . import _callbacks, _tracing
 from ._errors import _GarbageCollected, TaskletExit, bomb
 from ._state import _local
 
 __all__ = ["Start", "body", "POOL_LIMIT"]
 
 _hooks = _callbacks.hooks
+_gettrace, _getprofile = sys.gettrace, sys.getprofile
 
 #: parked greenlets a scheduler keeps for new tasklets (each ~20 KiB with its frame chunk)
 POOL_LIMIT = 64
@@ -93,6 +96,8 @@ def body(value):
         if next._greenlet is None:  # it never ran: run it here
             next._greenlet = me
             me.gr_context = None
+            if _gettrace() is not None or _getprofile() is not None:
+                _tracing.start_untraced(scheduler, None)  # it starts with neither
             del next, me, scheduler
             continue
         target = next._greenlet

@@ -29,11 +29,12 @@ tasklet: a tasklet's greenlet finds its tasklet through ``scheduler.current``
 """
 
 import logging
+import sys
 import threading
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _callbacks, _core, _state, _threads
+from . import _callbacks, _core, _state, _threads, _tracing
 from ._core import SchedulerCore
 from ._errors import _GarbageCollected, bomb
 from ._greenlets import Start, body
@@ -43,6 +44,7 @@ from ._tasklet import tasklet
 log = logging.getLogger(__name__)
 
 _hooks = _callbacks.hooks
+_gettrace, _getprofile = sys.gettrace, sys.getprofile
 
 
 def _new_scheduler():
@@ -188,6 +190,8 @@ class Scheduler(SchedulerCore):
         next._tempval = None
         target = next._greenlet
         if target is None:  # a first run
+            if _gettrace() is not None or _getprofile() is not None:
+                _tracing.start_untraced(self, prev)  # it starts with neither, as in Stackless
             target, value = self.start_greenlet(next, value)
         del prev, next
         try:

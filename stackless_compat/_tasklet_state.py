@@ -29,7 +29,8 @@ def as_flag(value, what):
 class TaskletState(TaskletCore):
     """The read side of ``tasklet``: its state, flags, frames and tracing."""
 
-    __slots__ = ()
+    # _tracers: [trace, profile] once it has either (_tracing), unset before
+    __slots__ = ("_tracers",)
 
     @property
     def alive(self):

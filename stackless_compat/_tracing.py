@@ -1,13 +1,23 @@
 """Per-tasklet trace and profile functions (``tasklet.trace_function``).
 
-In Stackless, ``sys.settrace`` covers only the current tasklet
-(Stackless' ``Doc/library/stackless/debugging.rst``).  Swapping the thread's trace
-and profile functions on every switch would cost every program, so it
-starts only once some tasklet's ``trace_function`` or ``profile_function``
-is set: from then on this thread's switches save the outgoing tasklet's
-functions and install the incoming one's.  A plain ``sys.settrace`` call
-before that acts on the whole thread, as in CPython.  During a timed
-``run()`` the watchdog owns ``sys.settrace`` (``_watchdog``).
+In Stackless, ``sys.settrace`` covers only the current tasklet and a new
+tasklet starts with no trace or profile function (Stackless'
+``Doc/library/stackless/debugging.rst``).  CPython keeps both per thread, so
+here each switch would have to save the outgoing tasklet's functions and
+install the incoming one's.  Asking CPython for them costs about 40 ns, 4%
+of a switch, so a thread starts swapping only once it is seen to trace:
+when some tasklet's ``trace_function`` or ``profile_function`` is set, or a
+tasklet that never ran starts while the thread has one (checked at each
+first run only).  Before that, ``sys.settrace`` inside a tasklet acts on the
+whole thread, as in CPython.  During a timed ``run()`` the watchdog owns
+``sys.settrace`` (``_watchdog``).
+
+A tasklet's functions live in its ``_tracers`` slot (``[trace, profile]``,
+unset until it has one), so swapping needs no table and any tasklet
+subclass can have them.  Each scheduler's tasklets that hold one are known
+(``_holders``, changed only when a function is set or dropped), so a
+thread stops swapping once no tasklet of it has one: then its switches
+are as cheap as before and the C hand-over takes them again.
 """
 
 import os
@@ -16,33 +26,45 @@ import weakref
 
 from ._state import current_scheduler
 
-__all__ = ["get_function", "set_function"]
+__all__ = ["get_function", "set_function", "start_untraced"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_GETTERS = {"trace": sys.gettrace, "profile": sys.getprofile}
-_SETTERS = {"trace": sys.settrace, "profile": sys.setprofile}
+_KINDS = {"trace": 0, "profile": 1}
+_GETTERS = (sys.gettrace, sys.getprofile)
+_SETTERS = (sys.settrace, sys.setprofile)
 
-# tasklet -> {"trace": f, "profile": f}: only tasklets that ever had one (rare),
-# so tasklets themselves carry no field for them
-_functions = weakref.WeakKeyDictionary()
+
+# scheduler -> {id(tasklet): weakref to it} of its tasklets holding a function
+_holders = weakref.WeakKeyDictionary()
 
 
 def _saved(task, kind):
-    functions = _functions.get(task)
-    return None if functions is None else functions.get(kind)
+    functions = getattr(task, "_tracers", None)
+    return None if functions is None else functions[kind]
 
 
 def _save(task, kind, function):
-    functions = _functions.get(task)
+    functions = getattr(task, "_tracers", None)
     if functions is None:
         if function is None:
             return
-        functions = _functions[task] = {}
+        functions = task._tracers = [None, None]
     functions[kind] = function
+    holders = _holders.setdefault(task._sched, {})
+    if functions[0] is None and functions[1] is None:
+        holders.pop(id(task), None)
+    elif id(task) not in holders:
+        key = id(task)
+        holders[key] = weakref.ref(task, lambda _, key=key: holders.pop(key, None))
 
 
 def _is_running(task):
     return task._sched is current_scheduler() and task is task._sched.current
+
+
+def _start_swapping(sched):
+    if _swap not in sched.switch_hooks:
+        sched.switch_hooks = sched.switch_hooks + (_swap,)
 
 
 def get_function(task, kind):
@@ -50,8 +72,8 @@ def get_function(task, kind):
     if not task.alive:
         return None
     if _is_running(task):
-        return _GETTERS[kind]()
-    return _saved(task, kind)
+        return _GETTERS[_KINDS[kind]]()
+    return _saved(task, _KINDS[kind])
 
 
 def set_function(task, kind, function):
@@ -63,14 +85,35 @@ def set_function(task, kind, function):
         raise TypeError("%s_function must be callable or None" % kind)
     if not task.alive:
         raise RuntimeError("tasklet is not alive")
-    _save(task, kind, function)
-    sched = task._sched
-    if _swap not in sched.switch_hooks:
-        sched.switch_hooks = sched.switch_hooks + (_swap,)
+    index = _KINDS[kind]
+    _save(task, index, function)
+    _start_swapping(task._sched)
     if _is_running(task):
-        _SETTERS[kind](function)
-    elif kind == "trace" and function is not None:
+        _SETTERS[index](function)
+    elif index == 0 and function is not None:
         _trace_frames(task, function)
+
+
+def start_untraced(sched, prev):
+    """A tasklet that never ran starts while the thread has a trace or
+    profile function (the caller checked): it starts with neither.
+
+    They were ``prev``'s, the tasklet running until now (None if it ended),
+    and stay its own: the thread starts swapping.
+    """
+    if _swap in sched.switch_hooks:
+        return  # swapping already: the switch gave it its own, none (the watchdog's aside)
+    watched = sched.watchdog is not None  # a timed run's trace function is the watchdog's
+    if watched and sys.getprofile() is None:
+        return
+    if prev is not None and prev.alive:
+        _save(prev, 1, sys.getprofile())
+        if not watched:
+            _save(prev, 0, sys.gettrace())
+    sys.setprofile(None)
+    if not watched:
+        sys.settrace(None)
+    _start_swapping(sched)
 
 
 def _trace_frames(task, function):
@@ -86,14 +129,28 @@ def _swap(prev, next):
     """Switch hook: keep each tasklet's trace/profile functions its own.
 
     While a timed ``run()`` is in progress its watchdog owns ``sys.settrace``,
-    so only profile functions are swapped then.
+    so only profile functions are swapped then.  The functions are installed
+    last, so they see as little of this package as the switch allows.
     """
-    _save(prev, "profile", sys.getprofile())
-    sys.setprofile(_saved(next, "profile"))
-    if next._sched.watchdog is None:
-        _save(prev, "trace", sys.gettrace())
-        trace = _saved(next, "trace")
+    sched = next._sched
+    watched = sched.watchdog is not None
+    outgoing_profile = sys.getprofile()
+    sys.setprofile(None)  # first: the rest of this hook is nobody's to see
+    if not watched:
+        outgoing_trace = sys.gettrace()
+        sys.settrace(None)
+    alive = prev is not None and prev.alive  # an ended one's functions end with it
+    _save(prev, 1, outgoing_profile if alive else None)
+    if not watched:
+        _save(prev, 0, outgoing_trace if alive else None)
+    profile = _saved(next, 1)
+    trace = None if watched else _saved(next, 0)
+    if trace is None and profile is None and not watched and not _holders.get(sched):
+        # nobody here traces any more: stop swapping
+        sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook is not _swap)
+    if trace is not None:
+        _trace_frames(next, trace)
+    sys.setprofile(profile)
+    if not watched:
         sys.settrace(trace)
-        if trace is not None:
-            _trace_frames(next, trace)
     return next

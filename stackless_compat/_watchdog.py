@@ -159,14 +159,15 @@ def run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltim
     watchdog = Watchdog(sched, sched.current, timeout, soft, totaltimeout)
     outer_trace = sys.gettrace()
     sched.watchdog = watchdog
-    hooks = sched.switch_hooks
-    sched.switch_hooks = hooks + (watchdog.on_switch,)
+    on_switch = watchdog.on_switch
+    sched.switch_hooks = sched.switch_hooks + (on_switch,)
     sys.settrace(_trace)
     try:
         sched.run_until_idle(threadblock)
     finally:
         sys.settrace(outer_trace)
-        sched.switch_hooks = hooks
+        # only its own hook goes: per-tasklet tracing may have started meanwhile
+        sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook != on_switch)
         sched.watchdog = None
     if soft:
         return None

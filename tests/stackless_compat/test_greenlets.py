@@ -150,11 +150,9 @@ def test_a_trace_function_sees_tasklets_on_recycled_greenlets():
             events.append(event)
         return tracer
 
-    sys.settrace(tracer)
-    try:
-        stackless.tasklet(traced)().run()
-    finally:
-        sys.settrace(None)
+    task = stackless.tasklet(traced)()
+    task.trace_function = tracer
+    task.run()
     assert events == ["call", "line", "return"]
 
 

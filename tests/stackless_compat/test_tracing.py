@@ -92,3 +92,81 @@ def test_a_tasklet_that_is_not_alive_refuses_a_function_and_an_ended_one_reads_n
     stackless.run()
     assert not task.alive
     assert task.trace_function is None and task.profile_function is None
+
+
+def _profiler(frame, event, arg):
+    pass
+
+
+def _tracer(frame, event, arg):
+    return None
+
+
+def _functions():
+    return (sys.gettrace(), sys.getprofile())
+
+
+def test_a_new_tasklet_starts_with_neither_function_whatever_its_creator_has():
+    seen = []
+    sys.setprofile(_profiler)
+    sys.settrace(_tracer)
+    try:
+        stackless.tasklet(lambda: seen.append(_functions()))().run()  # started by a switch
+        # the second starts on the first one's greenlet, with no switch at all
+        stackless.tasklet(lambda: seen.append(_functions()))()
+        stackless.tasklet(lambda: seen.append(_functions()))()
+        stackless.run()
+        assert _functions() == (_tracer, _profiler)  # main's stay main's
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    assert seen == [(None, None)] * 3
+
+
+def test_while_the_thread_swaps_a_tasklets_own_setprofile_stays_with_it():
+    seen = []
+
+    def task():
+        sys.setprofile(_profiler)
+        stackless.schedule()
+        seen.append(sys.getprofile())
+
+    traced = stackless.tasklet(stackless.schedule_remove)()
+    traced.trace_function = _tracer  # the thread swaps while this one holds a function
+    traced.run()
+    t = stackless.tasklet(task)()
+    t.run()
+    assert sys.getprofile() is None  # the tasklet's profile function is not main's
+    assert t.profile_function is _profiler
+    t.run()
+    assert seen == [_profiler]
+    traced.kill()
+
+
+def test_a_thread_stops_swapping_once_no_tasklet_has_a_function():
+    sched = stackless.getcurrent()._sched
+    task = stackless.tasklet(stackless.schedule)()
+    task.trace_function = _tracer
+    assert sched.switch_hooks  # swapping
+    stackless.run()
+    stackless.tasklet(lambda: None)().run()  # the next switch finds nobody tracing
+    assert sched.switch_hooks == ()
+
+
+def test_a_tasklet_subclass_without_hash_gets_a_trace_function():
+    class Unhashable(stackless.tasklet):
+        __slots__ = ()
+
+        def __eq__(self, other):
+            return self is other
+
+    assert Unhashable.__hash__ is None
+    events = []
+
+    def tracer(frame, event, arg):
+        events.append(event)
+
+    task = Unhashable(stackless.schedule)()
+    task.trace_function = tracer
+    stackless.run()
+    assert "call" in events
