@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from greenlet import getcurrent, greenlet  # noqa: E402
 
 import stackless_compat as stackless  # noqa: E402
+from stackless_compat import _core  # noqa: E402
 from _common import measure, print_table, timed  # noqa: E402
 
 
@@ -162,7 +163,7 @@ def main(argv=None):
     except ImportError:
         print("(gevent not installed: skipped)")
     results = measure(contenders, args.repeats)
-    pure = not stackless.channel.__base__.__module__.endswith("_speedups")
+    pure = not _core.SPEEDUPS
     print_table("channel round trip (%d rounds, median of %d, %s)"
                 % (n, args.repeats, "pure Python" if pure else "C core"),
                 results, "raw greenlet.switch ping-pong")

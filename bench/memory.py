@@ -120,7 +120,8 @@ def continuations(n):
     from webcont.demos import guess_the_number
 
     counter = _TimeoutCounter()
-    app_log = logging.getLogger("webcont._app")
+    # the package's logger: whichever webcont module reports a timeout, it propagates here
+    app_log = logging.getLogger("webcont")
     app_log.addHandler(counter)
     app_log.setLevel(logging.DEBUG)
     app_log.propagate = False

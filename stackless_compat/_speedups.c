@@ -349,6 +349,45 @@ explode_or_return(PyObject *value)
     return value;
 }
 
+/* greenlet takes a switch's value in an args tuple, which it drops once the
+ * target has the value: one spare 1-tuple is reused for the next switch (an
+ * allocation and a collector track/untrack fewer: ~6% of a round trip's
+ * instructions).  Its item is NULL while spare, as in a tuple being built. */
+#ifndef Py_GIL_DISABLED
+static PyObject *spare_args;  /* the GIL guards it */
+#endif
+
+static inline PyObject *
+take_args(PyObject *value)
+{
+#ifndef Py_GIL_DISABLED
+    PyObject *args = spare_args;
+    if (args != NULL) {
+        spare_args = NULL;
+        PyTuple_SET_ITEM(args, 0, Py_NewRef(value));
+        if (!PyObject_GC_IsTracked(args))  /* the collector untracks a tuple of atoms */
+            PyObject_GC_Track(args);
+        return args;
+    }
+#endif
+    return PyTuple_Pack(1, value);
+}
+
+static inline void
+give_back_args(PyObject *args)
+{
+#ifndef Py_GIL_DISABLED
+    if (args != NULL && Py_REFCNT(args) == 1 && spare_args == NULL) {
+        PyObject *item = PyTuple_GET_ITEM(args, 0);
+        PyTuple_SET_ITEM(args, 0, NULL);
+        spare_args = args;  /* before the item goes: its __del__ may switch too */
+        Py_DECREF(item);
+        return;
+    }
+#endif
+    Py_XDECREF(args);
+}
+
 /* Scheduler.switch's plain case: ``next`` is already the head; hand it its
  * tempval and switch to its greenlet.  No reference to any tasklet is held
  * while this tasklet stays suspended (the GC promise, _scheduler.py). */
@@ -361,9 +400,9 @@ switch_to(PyObject *next)
     {
         /* straight into greenlet's C API: no method lookup, and fewer C
            frames on the stack greenlet saves for every suspended tasklet */
-        PyObject *args = PyTuple_Pack(1, value);
+        PyObject *args = take_args(value);
         result = args ? PyGreenlet_Switch((PyGreenlet *)target, args, NULL) : NULL;
-        Py_XDECREF(args);
+        give_back_args(args);
     }
     Py_DECREF(target);
     Py_DECREF(value);

@@ -127,3 +127,23 @@ def test_a_scheduler_missing_its_fields_is_refused_not_a_crash():
                           text=True, timeout=60)
     assert done.returncode >= 0, "killed by signal %d: %s" % (-done.returncode, done.stderr)
     assert "refused" in done.stdout, done.stdout + done.stderr
+
+
+
+def test_a_value_handed_over_is_not_kept_once_received_and_dropped():
+    """greenlet carries a switched value in a tuple the C hand-over reuses:
+    the reused tuple must not keep the last value alive."""
+    import gc
+    import weakref
+
+    class Value:
+        pass
+
+    channel = stackless.channel()
+    stackless.tasklet(lambda: channel.send(Value()))()
+    value = channel.receive()  # the sender starts and hands its value straight over
+    gone = weakref.ref(value)
+    stackless.run()  # the sender resumes after its send and ends
+    del value
+    gc.collect()
+    assert gone() is None
