@@ -160,8 +160,9 @@ class SessionlessApp:
 
     def close(self, timeout=10.0):
         """Release what the app holds: wait up to ``timeout`` s in all for running
-        ``to_thread`` and ``await_`` calls (then give up on them, logged), then
-        close the durable store after its queued writes are committed."""
+        ``to_thread`` and ``await_`` calls (then give up on them, logged; queued
+        ``to_thread`` calls never run), then close the durable store after its
+        queued writes are committed."""
         deadline = _clock.monotonic() + timeout
         self._pool.shutdown(timeout)
         self._loop.shutdown(max(0.0, deadline - _clock.monotonic()))

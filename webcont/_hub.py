@@ -186,8 +186,11 @@ class Hub:
         def completed(done):
             if threading.get_ident() == self.thread_id:
                 hand_over(done)
-            else:
-                self.post(lambda: hand_over(done))
+            elif not self.stopped:  # (a stopped hub killed its waiters: nobody to wake)
+                try:
+                    self.post(lambda: hand_over(done))
+                except RuntimeError:  # it is stopping: the same
+                    pass
         future.add_done_callback(completed)
         if future.done():  # done before the callback was added: it found no waiter
             return future.result()

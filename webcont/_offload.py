@@ -83,25 +83,43 @@ class ThreadPool:
             fn, args, kwargs, future = item
             if future.set_running_or_notify_cancel():
                 with self._lock:
-                    self._running += 1
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    future.set_exception(exc)
+                    closed = self._closed
+                    if not closed:
+                        self._running += 1
+                if closed:  # queued before the shutdown, taken after: never run
+                    future.set_exception(_not_run())
                 else:
-                    future.set_result(result)
-                finally:
-                    with self._lock:
-                        self._running -= 1
-                del fn, args, kwargs, future, item  # hold nothing while idle
+                    try:
+                        result = fn(*args, **kwargs)
+                    except BaseException as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+                    finally:
+                        with self._lock:
+                            self._running -= 1
+            del fn, args, kwargs, future, item  # hold nothing while idle
 
     def shutdown(self, timeout):
-        """Refuse new calls; wait up to ``timeout`` s for running ones, then give up on them."""
+        """Refuse new calls and fail the queued ones (``RuntimeError``: they never
+        run); wait up to ``timeout`` s for running ones, then give up on them."""
         with self._lock:
-            self._closed = True
+            self._closed = True  # from now on no queued call starts (_work)
             threads = self._threads
+        dropped = 0
+        while True:  # fail the queued calls now, not when a thread frees up
+            try:
+                item = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[3].set_running_or_notify_cancel():
+                item[3].set_exception(_not_run())
+                dropped += 1
         for _ in range(threads):
             self._calls.put(None)
+        if dropped:
+            log.warning("%d queued to_thread call(s) dropped at the stop: they never ran",
+                        dropped)
         deadline = _clock.monotonic() + timeout
         while True:
             with self._lock:
@@ -113,6 +131,10 @@ class ThreadPool:
             log.error("%d to_thread call(s) still running %.1f s after the stop began:"
                       " given up (their threads end with the process)", running, timeout)
         return running == 0
+
+
+def _not_run():
+    return RuntimeError("the app shut down before this to_thread call ran: it never ran")
 
 
 class EventLoopThread:

@@ -93,3 +93,60 @@ def test_coroutines_run_on_the_apps_loop_or_with_asyncio_run_in_a_thread():
         assert status == 200 and "caught LookupError" in page
         status, _, page = Client(server.port).get("/asyncio-run")
         assert status == 200 and "napped 0.01" in page
+
+
+def test_shutdown_fails_the_queued_calls_at_once_and_they_never_run(caplog):
+    from webcont._offload import ThreadPool
+    pool = ThreadPool(1)
+    release, ran = threading.Event(), []
+    busy = pool.submit(release.wait, (10,))
+    queued = [pool.submit(ran.append, (number,)) for number in range(3)]
+    time.sleep(0.05)
+    assert pool.shutdown(0.2) is False  # the busy one still runs
+    for future in queued:  # failed when shutdown returned, not when a thread frees up
+        assert future.done()
+        with pytest.raises(RuntimeError, match="never ran"):
+            future.result(0)
+    assert "3 queued to_thread call(s) dropped" in caplog.text
+    release.set()
+    assert busy.result(5) is True
+    time.sleep(0.1)
+    assert ran == []
+
+
+def test_closing_a_gateway_while_calls_wait_in_the_pool_posts_nothing_to_the_stopped_hub(caplog):
+    """The queued call's future fails at the stop; its waiter was killed with the
+    hub, and nothing tries to wake it there (no "exception calling callback")."""
+    import io
+
+    import webcont
+    from webcont import SessionlessApp
+    release, ran, entered = threading.Event(), [], threading.Event()
+
+    def slow(req):
+        entered.set()
+        return "slept %s" % req.to_thread(release.wait, 10)
+
+    def queued(req):
+        return "ran %s" % req.to_thread(ran.append, 1)
+    app = SessionlessApp({"/slow": slow, "/queued": queued}, to_thread_workers=1)
+    gateway = webcont.gateway(app)
+    answers = []
+
+    def get(path):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "",
+                   "wsgi.input": io.BytesIO(b"")}
+        answers.append(b"".join(gateway(environ, lambda s, h, e=None: answers.append(s))))
+    browsers = [threading.Thread(target=get, args=(path,)) for path in ("/slow", "/queued")]
+    browsers[0].start()
+    assert entered.wait(5)
+    browsers[1].start()
+    time.sleep(0.2)  # /queued waits behind /slow for the pool's one thread
+    gateway.close(timeout=0.3)
+    for browser in browsers:
+        browser.join(5)
+    release.set()
+    time.sleep(0.1)
+    assert ran == []
+    assert len([a for a in answers if isinstance(a, str)]) == 2  # both were answered
+    assert "exception calling callback" not in caplog.text
