@@ -264,8 +264,7 @@ class SessionlessApp:
         status = "200 OK" if healthy else "503 Service Unavailable"
         body = ("%s %s node=%s\n" % ("ok" if healthy else "unhealthy", detail,
                                      self.node or "-")).encode()
-        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                                ("Content-Length", str(len(body)))] + list(self.response_headers))
+        start_response(status, self._headers(body, "text/plain; charset=utf-8"))
         return [body]
 
     def _start_route(self):
@@ -308,8 +307,9 @@ class SessionlessApp:
         body = document.encode("utf-8")
         return Rendered(status, self._headers(body), body)
 
-    def _headers(self, body):
-        return [("Content-Type", CONTENT_TYPE),
+    def _headers(self, body, content_type=CONTENT_TYPE):
+        """The headers of every response the app writes itself: ``response_headers``."""
+        return [("Content-Type", content_type),
                 ("Content-Length", str(len(body)))] + list(self.response_headers)
 
     def _respond(self, start_response, status, document, extra_headers=()):

@@ -40,6 +40,7 @@ class MemoryContinuations:
         # in-memory games die with the process: a per-process key will do
         self.owners = Owners()
         self._expiry_at = None  # when the hub timer for the next expiry is due
+        self._expiry_hub = None  # the hub that timer is on
         self._log_eviction = ThrottledLog(log, logging.WARNING,
                                           "continuation(s) evicted: more than %d live")
 
@@ -58,9 +59,13 @@ class MemoryContinuations:
 
     def _schedule_expiry(self):
         due = self.store.next_due()
-        if due is not None and (self._expiry_at is None or due < self._expiry_at):
-            self._expiry_at = due
-            self.app._hub().call_at(due, self._expiry_timer)
+        if due is None:
+            return
+        hub = self.app._hub()
+        # a hub serving the app anew has none of the old one's timers
+        if self._expiry_hub is not hub or self._expiry_at is None or due < self._expiry_at:
+            self._expiry_at, self._expiry_hub = due, hub
+            hub.call_at(due, self._expiry_timer)
 
     def _expiry_timer(self):
         self._expiry_at = None

@@ -97,6 +97,29 @@ def test_expiry_fires_on_a_timer_without_any_traffic(gateways):
     assert cleaned.wait(5), "the continuation was not expired by the hub's timer"
 
 
+def test_an_app_served_again_by_a_new_hub_expires_its_games_there(gateways):
+    """The first hub stopped with the expiry timer: the new hub sets its own."""
+    cleaned = []
+
+    def controller(req):
+        game = req.parameters["game"][0]
+        try:
+            req.continue_("waiting")
+        except TimeoutException:
+            cleaned.append(game)
+            raise
+    app = SessionlessApp({"/": controller}, continuation_timeout=0.3)
+    first = gateways(app)
+    assert call(first, query="game=old")[0] == "200 OK"  # its expiry timer: on the first hub
+    first.hub.stop()
+    second = gateways(app)
+    assert call(second, query="game=new")[0] == "200 OK"
+    deadline = time.monotonic() + 5
+    while "new" not in cleaned and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "new" in cleaned, "the second hub never expired the game it holds"
+
+
 def test_a_request_the_app_never_answers_gets_504_and_its_tasklet_is_killed(gateways):
     killed = threading.Event()
 

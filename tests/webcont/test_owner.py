@@ -224,6 +224,28 @@ def test_healthz_hides_the_count_from_others_unless_told(tmp_path):
         webcont.SessionlessApp(health_details="not a network")
 
 
+def test_healthz_carries_the_apps_response_headers_as_every_page_does():
+    app = webcont.SessionlessApp({"/": lambda req: "x"}, node="n7")
+    app.response_headers = list(app.response_headers) + [("X-Extra", "1")]
+    gateway = webcont.gateway(app)
+    try:
+        answers = {}
+        for path in ("/healthz", "/"):
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "",
+                       "wsgi.input": io.BytesIO(b""), "REMOTE_ADDR": "127.0.0.1"}
+            body = b"".join(gateway(environ, lambda s, h, e=None: answers.setdefault(path, h)))
+            headers = dict(answers[path])
+            assert headers["Content-Length"] == str(len(body))
+    finally:
+        gateway.close()
+    health, page = dict(answers["/healthz"]), dict(answers["/"])
+    assert health.pop("Content-Type") == "text/plain; charset=utf-8"
+    assert page.pop("Content-Type").startswith("text/html")
+    health.pop("Content-Length"), page.pop("Content-Length")
+    page.pop("Set-Cookie", None)  # the owner cookie of a new game
+    assert health == page and health["X-Extra"] == "1" and health["X-Webcont-Node"] == "n7"
+
+
 def test_an_evicted_game_says_it_was_evicted_and_an_expired_one_that_it_expired():
     with ServerProcess(FACTORY, max_continuations=2, continuation_timeout=0.5) as server:
         player = Client(server.port)
