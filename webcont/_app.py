@@ -212,14 +212,16 @@ class SessionlessApp:
             log_refused(log, environ, "405", "method")
             return self._respond(start_response, "405 Method Not Allowed",
                                  error_page("405 Method Not Allowed",
-                                            "Only GET and POST are supported."),
+                                            "Only GET and POST are supported.",
+                                            self._start_link(environ)),
                                  [("Allow", "GET, POST")])
         try:
             parameters = parse_parameters(environ, self.max_query_bytes, self.max_fields)
         except BadRequest as bad:
             status, message = bad.args
             log_refused(log, environ, status[:3], message)
-            return self._respond(start_response, status, error_page(status, message))
+            return self._respond(start_response, status,
+                                 error_page(status, message, self._start_link(environ)))
         path = environ.get("PATH_INFO", "/") or "/"
         if path == "/healthz" and "/healthz" not in self.routes:
             return self._health(environ, start_response)
@@ -272,6 +274,14 @@ class SessionlessApp:
         if "/" in self.routes or not self.routes:
             return "/"
         return next(iter(self.routes))
+
+    def _start_link(self, environ):
+        """Where "Start again" leads on a page refusing this request as a whole
+        (400, 405, and the gateway's 413, 503 and 504): the request's path if it
+        is a route (a path that is not one is whatever the client sent, and may
+        read as another host), else the start route.  (any thread: reads only)"""
+        path = environ.get("PATH_INFO") or "/"
+        return path if path in self.routes else self._start_route()
 
     def _reply(self, reply, environ, start_response, extra_headers=()):
         """Answer what a backend answered: a page, a ``Rendered`` one, or a ``Refusal``."""

@@ -51,8 +51,8 @@ def read_body(environ, max_bytes):
     return body
 
 
-def _error_response(start_response, status, message):
-    body = error_page(status, message).encode("utf-8")
+def _error_response(start_response, status, message, link="/"):
+    body = error_page(status, message, link).encode("utf-8")
     start_response(status, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
                    + list(SECURITY_HEADERS))
     return [body]
@@ -68,19 +68,26 @@ class _GatewayBase:
         self.request_timeout = settings["request_timeout"]
         self.stall_warning = settings["stall_warning"]
         self.watch = None  # a StallWatch once the hub exists
+        # where "Start again" leads on the pages we write ourselves: the app
+        # says so if it knows its routes (SessionlessApp), else the site's root
+        self._link_of = getattr(app, "_start_link", None)
 
-    @staticmethod
-    def _refuse(environ, start_response, refused):
+    def _error(self, environ, start_response, status, message):
+        """An error page of our own for this request (any thread)."""
+        link = "/" if self._link_of is None else self._link_of(environ)
+        return _error_response(start_response, status, message, link)
+
+    def _refuse(self, environ, start_response, refused):
         status, message = refused.args
         log_refused(log, environ, status[:3], message)
-        return _error_response(start_response, status, message)
+        return self._error(environ, start_response, status, message)
 
     def _job(self, environ, wait_here=False):
         body = read_body(environ, self.max_body_bytes)
         environ = dict(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        return Job(environ, wait_here)
+        return Job(environ, wait_here, self._link_of)
 
     def _close_app(self, timeout):
         """Let the app release what it holds (a durable store flushes its writes;
@@ -125,8 +132,8 @@ class Gateway(_GatewayBase):
         try:
             self.hub.submit(self.app, job)
         except RuntimeError:
-            return _error_response(start_response, "503 Service Unavailable",
-                                   "The server is shutting down.")
+            return self._error(environ, start_response, "503 Service Unavailable",
+                               "The server is shutting down.")
         if not job.done.wait(self.request_timeout):
             log.warning("no answer within %.1f s to %s %s: giving up", self.request_timeout,
                         environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
@@ -139,8 +146,8 @@ class Gateway(_GatewayBase):
             # in a controller (see _stall) it never will, so don't wait long
             job.done.wait(min(5.0, self.request_timeout))
             if not job.finished:
-                return _error_response(start_response, "504 Gateway Timeout",
-                                       "The application did not answer in time.")
+                return self._error(environ, start_response, "504 Gateway Timeout",
+                                   "The application did not answer in time.")
         return self._answer(job, start_response)
 
     def close(self, timeout=10.0):
@@ -177,8 +184,8 @@ class InlineGateway(_GatewayBase):
             return self._refuse(environ, start_response, refused)
         hub = self.hub
         if hub.stopped:
-            return _error_response(start_response, "503 Service Unavailable",
-                                   "The server is shutting down.")
+            return self._error(environ, start_response, "503 Service Unavailable",
+                               "The server is shutting down.")
         if not stackless.getcurrent().is_main:  # a task tasklet of serve(): wait in it
             hub.wait_job(self.app, job, self.request_timeout)
             return self._answer(job, start_response)

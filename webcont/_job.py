@@ -29,10 +29,11 @@ class Job:
     """
 
     __slots__ = ("environ", "status", "headers", "body", "done", "waiter", "tasklet",
-                 "finished", "cancel_reason")
+                 "finished", "cancel_reason", "link_of")
 
-    def __init__(self, environ, wait_here=False):
+    def __init__(self, environ, wait_here=False, link_of=None):
         self.environ = environ
+        self.link_of = link_of  # environ -> where "Start again" leads on our error pages
         self.status = None
         self.headers = None
         self.body = []
@@ -59,7 +60,8 @@ class Job:
 
     def respond(self, status, message):
         """Replace whatever the app produced by a complete error page."""
-        body = error_page(status, message).encode("utf-8")
+        link = "/" if self.link_of is None else self.link_of(self.environ)
+        body = error_page(status, message, link).encode("utf-8")
         self.status = status
         self.headers = [("Content-Type", CONTENT_TYPE),
                         ("Content-Length", str(len(body)))] + list(SECURITY_HEADERS)

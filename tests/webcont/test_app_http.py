@@ -108,6 +108,8 @@ def test_unknown_paths_get_404_and_other_methods_405(demo_server):
     assert client.get("/nothing-here")[0] == 404
     status, headers, _ = client.request("/", method="DELETE")
     assert status == 405 and headers["Allow"] == "GET, POST"
+    status, _, page = client.request("/wizard", method="DELETE")
+    assert status == 405 and 'href="/wizard"' in page  # "Start again" where it was
 
 
 def test_bad_input_gets_clear_4xx_pages(demo_server):
@@ -120,7 +122,11 @@ def test_bad_input_gets_clear_4xx_pages(demo_server):
     assert status == 414
     status, _, page = client.request("/wizard", method="POST", body=b"x" * 70000,
                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 413
+    assert status == 413 and 'href="/wizard"' in page  # the gateway's page: the game's route
+    status, _, page = client.request("/wizard?guess=%FF")
+    assert status == 400 and 'href="/wizard"' in page
+    status, _, page = client.request("/%5Cevil.example", method="POST", body=b"x" * 70000)
+    assert status == 413 and 'href="/"' in page  # a path that is no route is never linked
     assert Client(demo_server.port).get("/")[0] == 200  # and the server still serves
 
 
@@ -252,6 +258,7 @@ def test_a_request_the_app_never_answers_gets_an_error_not_a_hang(threads):
         started = time.monotonic()
         status, _, page = Client(server.port, timeout=10).get("/stuck")
         assert status == 504 and 0.9 < time.monotonic() - started < 5
+        assert 'href="/stuck"' in page  # "Start again" leads back to the game
 
 
 def test_with_one_worker_a_waiting_request_leaves_the_worker_to_the_others():
