@@ -18,7 +18,9 @@ include = greenlet_include()
 setup(
     # The optional C core (stackless_compat/_speedups.c), built against greenlet's C API
     # (pyproject.toml puts greenlet in the build environment): if it cannot be built,
-    # the pure-Python implementation is used.
-    ext_modules=[Extension("stackless_compat._speedups", ["stackless_compat/_speedups.c"],
-                           include_dirs=[include], optional=True)] if include else [],
+    # the pure-Python implementation is used.  _remote.c (optional too) lets a thread
+    # change another thread's run queue (stackless_compat/_threads.py).
+    ext_modules=([Extension("stackless_compat._speedups", ["stackless_compat/_speedups.c"],
+                            include_dirs=[include], optional=True)] if include else [])
+    + [Extension("stackless_compat._remote", ["stackless_compat/_remote.c"], optional=True)],
 )

@@ -18,9 +18,12 @@ head), ``remove`` (unlink) and ``make_head``.  Channels, ``schedule()``, the wat
 thread inbox all go through them; nothing else writes ``current`` or a
 tasklet's ring links (a channel links its own blocked tasklets).
 
-Other threads never touch this ring: they post tasklets to the scheduler's
-``Inbox`` (``_threads``), which ``switch`` drains, and a thread whose last
-runnable tasklet blocks waits there while another thread might wake it.
+Other threads post tasklets to the scheduler's ``Inbox`` (``_threads``),
+which ``switch`` drains, and a thread whose last runnable tasklet blocks
+waits there while another thread might wake it.  Only ``remove()`` and
+``insert()`` from another thread change the ring from there, through
+``remove_from_afar``/``insert_from_afar``, while this thread is outside the
+package's code (``_threads.change_from_afar``).
 
 greenlet never garbage-collects a cycle that runs through a suspended
 greenlet's frames, so the frames we leave suspended hold no reference to a
@@ -281,11 +284,13 @@ class Scheduler(SchedulerCore):
             task = posted.popleft()
             if task.__class__ is RunNext:
                 task = task.task
+                if task._sched is not self:
+                    continue  # moved to another thread meanwhile (bind_thread)
                 if task._channel is None and task.alive and task is not self.current:
                     if task._next is not None:
                         self.remove(task)
                     self.insert_next(task)
-            elif task._next is None and task.alive:
+            elif task._next is None and task.alive and task._sched is self:
                 self.insert(task)
 
     def suspend_current(self, current):
@@ -353,6 +358,38 @@ class Scheduler(SchedulerCore):
                                " and no other thread can wake it.")
         self.take_posted()
         return self.current
+
+    def remove_from_afar(self, task):
+        """Another thread's ``task.remove()``: unlink it from this ring, which
+        only changes under ``_threads.change_from_afar``'s conditions."""
+        def plan():
+            after, before, head, count = task._next, task._prev, self.current, self.runcount
+            if after is None or task._channel is not None:
+                return None  # it left the ring meanwhile, or blocked (the caller re-checks)
+            if task is head:
+                raise RuntimeError("The current tasklet cannot be removed.")
+            return (((task, "_next", after), (task, "_prev", before), (before, "_next", task),
+                     (after, "_prev", task), (self, "current", head), (self, "runcount", count)),
+                    ((before, "_next", after), (after, "_prev", before), (task, "_next", None),
+                     (task, "_prev", None), (self, "runcount", count - 1)))
+        _threads.change_from_afar(self, plan, wait=True)
+
+    def insert_from_afar(self, task):
+        """Another thread's ``task.insert()``: link it at the end of this ring
+        now if the owner allows it (``_threads.change_from_afar``), else post it
+        (it becomes runnable at the owner's next switch, which wakes a waiting one)."""
+        def plan():
+            head, count = self.current, self.runcount
+            if head is None or self.inbox.thread_blocked:
+                return None  # an idle owner: posting wakes it
+            last = head._prev
+            return (((self, "current", head), (head, "_prev", last), (last, "_next", head),
+                     (task, "_next", None), (task, "_channel", None), (task, "_sched", self),
+                     (self, "runcount", count)),
+                    ((last, "_next", task), (task, "_prev", last), (task, "_next", head),
+                     (head, "_prev", task), (self, "runcount", count + 1)))
+        if not _threads.change_from_afar(self, plan, wait=False):
+            self.post(task)
 
     def post(self, task, next=False):
         """Make ``task`` (of this scheduler) runnable from another thread;

@@ -145,7 +145,7 @@ class tasklet(TaskletState):
             if sched is current_scheduler():
                 sched.insert(self)
             else:
-                sched.post(self)  # another thread's run queue: its owner inserts it
+                sched.insert_from_afar(self)  # another live thread's run queue
         return self
 
     def remove(self, *extra):
@@ -161,7 +161,10 @@ class tasklet(TaskletState):
         if self is sched.current:
             raise RuntimeError("The current tasklet cannot be removed.")
         if self._next is not None:
-            self._local_scheduler("removed").remove(self)
+            if sched is current_scheduler():
+                sched.remove(self)
+            else:
+                sched.remove_from_afar(self)  # only that thread's run queue changes
         return self
 
     def run(self):
@@ -215,13 +218,6 @@ class tasklet(TaskletState):
         if self._channel is not None:
             raise RuntimeError("You cannot run a blocked tasklet")
         sched.check_trap()
-
-    def _local_scheduler(self, what):
-        sched = self._sched
-        if sched is not current_scheduler():
-            raise RuntimeError("tasklet %r belongs to another thread: it can't be %s"
-                               " from here" % (self, what))
-        return sched
 
     # -- exceptions ------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """Threads: the scheduler registry, each scheduler's inbox, and thread waits.
 
 Every thread has its own ``Scheduler`` (greenlets cannot switch across
-threads, Stackless' ``Doc/library/stackless/threads.rst``).  Other threads never
-touch a scheduler's run queue: to make one of its tasklets runnable they
-append it to that scheduler's ``Inbox`` and wake the thread; the owner
-drains the inbox at its next switch.  A thread whose last runnable tasklet
+threads, Stackless' ``Doc/library/stackless/threads.rst``).  To make one of
+its tasklets runnable, other threads append it to that scheduler's ``Inbox``
+and wake the thread; the owner drains the inbox at its next switch.  The
+one exception, Stackless' ``remove()``/``insert()`` of another thread's
+tasklet, changes that thread's run queue from here in one step under the
+GIL, while that thread is outside this package (``change_from_afar``).  A thread whose last runnable tasklet
 blocks waits on its inbox instead of declaring a deadlock while some other
 live thread might still wake it (Stackless' ``check_for_deadlock``).
 
@@ -21,8 +23,17 @@ import time
 import weakref
 from collections import deque
 
+from . import _greenlets
 from ._core import Shared
 from ._state import current_scheduler
+
+if os.environ.get("STACKLESS_COMPAT_PURE"):
+    _remote = None
+else:
+    try:
+        from . import _remote  # optional C (_remote.c), built beside the C core
+    except ImportError:
+        _remote = None
 
 __all__ = ["get_thread_info", "thread_ids"]
 
@@ -130,6 +141,49 @@ def _go_shared():
         if not busy:
             return
         time.sleep(0.0001)
+
+
+#: how long a change from another thread waits for the owner to leave this package's code
+PATIENCE = 2.0
+
+
+def change_from_afar(scheduler, plan, wait):
+    """Change another live thread's run queue from this thread, safely.
+
+    ``plan()`` reads the ring and returns ``(checks, sets)``, tuples of
+    ``(object, attribute, value)``, or None if nothing is left to do.  The
+    C helper ``_remote`` makes the sets in one step under the GIL, only
+    while every check holds and the owner thread is outside this package's
+    code (so not in the middle of a scheduling step).  Returns True once
+    changed, None if there was nothing to do.  While the owner is busy in the
+    package: False at once without ``wait``, else retries for up to
+    ``PATIENCE`` seconds, then ``RuntimeError``.  Without the C helper (the
+    pure-Python core): False without ``wait``, else ``RuntimeError``.
+    Other threads' changes of the same ring take turns on its inbox's lock.
+    """
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        with scheduler.inbox.cond:
+            planned = plan()
+            if planned is None:
+                return None
+            if _remote is None:
+                if not wait:
+                    return False
+                raise RuntimeError(
+                    "another thread's run queue can be changed from here only with the C core"
+                    " (pure Python cannot check that thread and change its queue in one step"
+                    " under the GIL)")
+            checks, sets = planned
+            if _remote.apply_when_outside(scheduler.thread_id, _PACKAGE_DIR,
+                                          _greenlets.body.__code__, checks, sets):
+                return True
+        if not wait:
+            return False
+        if time.monotonic() > deadline:
+            raise RuntimeError("the thread of %r stayed inside stackless_compat for %s s:"
+                               " its run queue was not changed" % (scheduler.main, PATIENCE))
+        time.sleep(0.0002)
 
 
 def scheduler_of(thread_id):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import stackless_compat as stackless
+from stackless_compat import _greenlets, _threads
 
 
 def start(target, *args):
@@ -226,25 +227,102 @@ def test_kill_and_insert_from_another_thread_take_effect_in_the_owner_thread():
     assert events[-1] == "ran"
 
 
-def test_switching_to_or_removing_another_threads_tasklet_is_refused():
-    made, release = [], threading.Event()
+def _tasklets_of_a_waiting_thread(count):
+    """``count`` never-run tasklets of another thread, which then waits (outside
+    stackless) until ``release`` is set and runs them: (tasklets, release,
+    thread, names of the tasklets it ran)."""
+    made, release, ran = [], threading.Event(), []
 
     def other():
-        made.append(stackless.tasklet(lambda: None)())
+        made.extend(stackless.tasklet(ran.append)(i) for i in range(count))
         release.wait(10)
         stackless.run()
 
     thread = start(other)
-    while not made:
+    while len(made) < count:
         time.sleep(0.01)
+    return made, release, thread, ran
+
+
+def test_switching_to_another_threads_tasklet_is_refused():
+    made, release, thread, _ = _tasklets_of_a_waiting_thread(1)
     try:
         with pytest.raises(RuntimeError, match="^can't switch to a different thread.$"):
             made[0].switch()
-        with pytest.raises(RuntimeError, match="another thread"):
-            made[0].remove()
     finally:
         release.set()
         thread.join(10)
+
+
+needs_remote = pytest.mark.skipif(_threads._remote is None,
+                                  reason="needs the C helper _remote (not on the pure core)")
+
+
+@needs_remote
+def test_remove_and_insert_of_another_threads_tasklet_change_only_its_run_queue():
+    (first, second, third), release, thread, ran = _tasklets_of_a_waiting_thread(3)
+    other = first._sched
+    mine = stackless.getruncount()
+    try:
+        assert second.remove() is second
+        assert (second.scheduled, second.paused, other.runcount) == (False, True, 3)
+        assert (first.next, third.prev) == (third, first)  # its ring closed over the gap
+        assert second.insert() is second
+        assert (second.scheduled, other.runcount, third.next, second.prev) == \
+            (True, 4, second, third)
+        assert stackless.getruncount() == mine  # this thread's queue never changed
+        second.remove()
+        second.bind_thread()  # paused and never run: it moves here (c1a)
+        assert second.thread_id == threading.get_ident() and second.paused
+    finally:
+        release.set()
+        thread.join(10)
+    assert ran == [0, 2]  # that thread ran the rest in order
+    second.run()
+    assert ran == [0, 2, 1]
+
+
+@needs_remote
+def test_remote_changes_wait_while_the_owner_is_inside_stackless():
+    channel, entered, done = stackless.channel(), threading.Event(), threading.Event()
+
+    def other():
+        entered.set()
+        channel.receive()  # its main waits in stackless for this thread
+        done.set()
+
+    thread = start(other)
+    entered.wait(10)
+    time.sleep(0.05)
+    args = (_threads._PACKAGE_DIR, _greenlets.body.__code__, (), ())
+    assert _threads._remote.apply_when_outside(thread.ident, *args) is False
+    channel.send(None)
+    done.wait(10)
+    waiting = threading.Event()
+    plain = start(waiting.wait, 10)  # a thread outside the package
+    time.sleep(0.05)
+    assert _threads._remote.apply_when_outside(plain.ident, *args) is True
+    holder = stackless.tasklet()
+    assert _threads._remote.apply_when_outside(
+        plain.ident, args[0], args[1], ((holder, "_next", holder),), ((holder, "_tempval", 1),)) \
+        is False  # a check that fails changes nothing
+    assert holder.tempval is None
+    waiting.set()
+    thread.join(10)
+    plain.join(10)
+
+
+@pytest.mark.skipif(_threads._remote is not None, reason="the C helper is built here")
+def test_without_the_c_helper_remove_of_another_threads_tasklet_says_why():
+    made, release, thread, ran = _tasklets_of_a_waiting_thread(1)
+    try:
+        with pytest.raises(RuntimeError, match="only with the C core"):
+            made[0].remove()
+        made[0].insert()  # already there: nothing to do
+    finally:
+        release.set()
+        thread.join(10)
+    assert ran == [0]
 
 
 def test_bind_thread_moves_a_tasklet_that_has_not_started():
