@@ -172,9 +172,9 @@ class InlineGateway(_GatewayBase):
     callbacks it waits for arrived; one still waiting then gets a 500 page.
     """
 
-    def __init__(self, app, post, **options):
+    def __init__(self, app, post, idle=None, **options):
         super().__init__(app, **options)
-        self.hub = InlineHub(post)
+        self.hub = InlineHub(post, idle)
         self.watch = StallWatch(self.hub, self.stall_warning)
 
     def __call__(self, environ, start_response):

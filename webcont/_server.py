@@ -144,7 +144,7 @@ class Server:
                                   if name in SERVE_OPTIONS}, SERVE_OPTIONS)
         self.grace = serve_options["shutdown_grace"]
         if threads == 1:
-            self.gateway = InlineGateway(wsgi_app, self._post, **gateway_options)
+            self.gateway = InlineGateway(wsgi_app, self._post, self._idle, **gateway_options)
         else:
             self.gateway = Gateway(wsgi_app, **gateway_options)
         options = waitress_defaults(options, self.gateway.max_body_bytes)
@@ -170,6 +170,10 @@ class Server:
 
     def _post(self, callback):
         self.waitress.task_dispatcher.add_task(_HubTask(callback))
+
+    def _idle(self):
+        """True if no task waits in waitress' queue (the worker, the hub, asks)."""
+        return not self.waitress.task_dispatcher.queue
 
     def request_stop(self, *_signal_args):
         """Ask the serving loop to stop (safe from a signal handler or any thread)."""

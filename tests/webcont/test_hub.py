@@ -314,3 +314,23 @@ def test_a_callback_posted_while_the_inline_hub_waits_for_it_costs_the_server_no
         assert tasks == [hub.run_posted]
     finally:
         hub.close()
+
+
+def test_what_the_inline_hub_posts_itself_in_a_task_runs_as_it_ends_unless_requests_are_queued():
+    from webcont._inline import InlineHub
+    queued, idle, record = [], [True], []
+    hub = InlineHub(server_post=queued.append, server_idle=lambda: idle[0])
+
+    def service():  # a waitress task whose request posts a commit, as a durable step does
+        hub.post(lambda: record.append("commit"))
+        record.append("served")
+    try:
+        hub.serve_task(service, "a lone request")
+        assert record == ["served", "commit"] and queued == []  # no trip through the queue
+        idle[0] = False  # other requests wait in waitress' queue: the commit goes behind
+        hub.serve_task(service, "one of several")
+        assert record == ["served", "commit", "served"] and len(queued) == 1
+        queued.pop()()
+        assert record == ["served", "commit", "served", "commit"]
+    finally:
+        hub.close()
