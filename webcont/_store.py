@@ -59,6 +59,7 @@ class LogStore(LogOperations):
         # once a write commits; written by the store thread, read anywhere
         self.failure = None
         self._ready = concurrent.futures.Future()  # the first connection attempt
+        self.opened = False  # True once it is over (``failure`` says if it failed)
         # written by whoever commits, read anywhere (benchmarks, tests): how
         # many write transactions committed, holding how many operations
         self.commits = 0
@@ -118,11 +119,6 @@ class LogStore(LogOperations):
             return self.submit(operation)
         return self._hub_commits.add(operation, post)
 
-    @property
-    def opened(self):
-        """True once the first connection attempt is over (``failure`` says if it failed)."""
-        return self._ready.done()
-
     def enqueue_writes(self, batch):
         """Queue ``[(operation, future)]`` for the writer thread (any thread)."""
         with self._wakeup:
@@ -142,7 +138,9 @@ class LogStore(LogOperations):
         self._hub_commits.close()
 
     def _run(self):
-        if self._connect(first=True):
+        connected = self._connect(first=True)
+        self.opened = True  # (a plain attribute: the hub reads it at every flush)
+        if connected:
             self._ready.set_result(None)
         else:
             self._ready.set_exception(StoreUnavailable(self.failure[0]))

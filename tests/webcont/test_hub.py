@@ -333,4 +333,5 @@ def test_what_the_inline_hub_posts_itself_in_a_task_runs_as_it_ends_unless_reque
         queued.pop()()
         assert record == ["served", "commit", "served", "commit"]
     finally:
+        hub.unbind()  # this thread drove it: no later test may find it current
         hub.close()
