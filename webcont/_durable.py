@@ -155,14 +155,16 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                 return page  # answered at once: nothing to remember
             if kind != "page":
                 return Refusal("error")
+            text = _dumps(events)  # once: for the store and the game's size
             self._commit(lambda store, cursor: store.op_start(
-                cursor, chain.id, route, version, events, self.app.continuation_timeout))
+                cursor, chain.id, route, version, events, self.app.continuation_timeout,
+                text=text))
         except BaseException as exc:  # the store failed, or the request was abandoned
             chain.unload()
             if not isinstance(exc, Exception):
                 raise
             return _unavailable(exc)
-        self._advanced(chain, events, page)
+        self._advanced(chain, events, page, text)
         self._keep(chain)
         self._check_replay(chain.id, 1, page)
         return page
@@ -234,12 +236,14 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                     self._drop(chain)
                     self._end(chain.id, "failed", step)
                     return Refusal("error")
-                final = None
+                final = text = None
                 if kind == "final":  # the tombstone keeps the last answer and its page
                     final = json.dumps([events[0], _text(page)], separators=(",", ":"))
+                else:
+                    text = _dumps(events)  # once: for the store and the game's size
                 recorded = self._commit(lambda store, cursor: store.op_record(
                     cursor, chain.id, step, events, self.app.continuation_timeout,
-                    final=final))
+                    final=final, text=text))
             except BaseException as exc:
                 # the store failed, or this request was abandoned (killed) while the
                 # commit was under way: memory may be ahead of the log, so it goes,
@@ -257,7 +261,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                 self.live.pop(chain.id, None)
                 self.app._pages.pop(chain.id)
                 return page
-            self._advanced(chain, events, page)
+            self._advanced(chain, events, page, text)
             self._check_replay(chain.id, chain.step, page)
             return page
         finally:
@@ -270,16 +274,22 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         self.expire(chain.id)
         return True
 
-    def _advanced(self, chain, events, page):
+    def _advanced(self, chain, events, page, text):
+        """``chain`` recorded ``events`` (JSON ``text``) and answers ``page``."""
         chain.step += 1
         chain.last_digest = parameters_digest(events[0])
-        chain.log_bytes += _size(events)
+        chain.log_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
         self._keep_page(chain, page)
         chain.pending_calls = []
         # the store's deadline is the reference; this one stops a resume before a sweep
         chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
 
+def _dumps(value):
+    """``value`` as the log records it (JSON)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _size(value):
-    """UTF-8 bytes of ``value`` as the log records it (JSON)."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    """UTF-8 bytes of ``value`` as the log records it."""
+    return len(_dumps(value).encode("utf-8"))
