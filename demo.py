@@ -21,6 +21,9 @@ import webcont
 from webcont._store import StoreUnavailable
 from webcont.demos import demo_app
 
+#: the demo's log lines: time (with milliseconds after a comma), level, logger, message
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,7 +52,7 @@ def main(argv=None):
         parser.error("--timeout must be positive")
     if args.node and not args.store:
         parser.error("--node needs --store: the nodes of a cluster share their games' store")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     options = {"continuation_timeout": args.timeout}
     if args.store:
         try:

@@ -105,6 +105,19 @@ class ServerProcess:
         return False
 
 
+# a refused request's line (webcont._ratelog.log_refused) in demo.py's LOG_FORMAT:
+# "<date> <time,ms> INFO <logger>: refused <method> <repr(path)> from <address>: <status> <why>"
+_REFUSED_LINE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: refused \S+ (?:'.*'|\".*\") from \S+: (\d{3}) ")
+
+
+def refused_statuses(log):
+    """The status of every refused request in a demo's log, in order (e.g. ``["404"]``).
+
+    Read by the line's format, not by a substring: a timestamp's milliseconds
+    (",404") or an id may contain any digits."""
+    return [found.group(1) for found in map(_REFUSED_LINE.match, log.splitlines()) if found]
+
+
 def demo_process(*arguments):
     """A ``ServerProcess`` running the real ``demo.py`` on a free port (``--port 0``)."""
     server = ServerProcess("unused")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from .support import ROOT, Client, continuation_id, demo_process, play_to_the_end, won
+from .support import (ROOT, Client, continuation_id, demo_process, play_to_the_end,
+                      refused_statuses, won)
 
 
 def run_demo(*arguments, timeout=30):
@@ -161,4 +162,35 @@ def test_one_player_leaves_a_quiet_log_favicons_and_all(tmp_path):
             if won(page):
                 page = None
     log = server.stderr_text
-    assert "WARNING" not in log and "favicon" not in log and "404" not in log, log
+    assert "WARNING" not in log and "favicon" not in log, log
+    assert refused_statuses(log) == [], log  # no 404 nor any other refusal
+
+
+def test_the_quiet_log_check_reads_refusal_lines_by_their_format_not_digits():
+    """A timestamp's ",404" milliseconds once failed the test above; a real 404 must not pass."""
+    import logging
+
+    import demo
+    from webcont._ratelog import log_refused
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+    handler = Keep()
+    handler.setFormatter(logging.Formatter(demo.LOG_FORMAT))
+    logger = logging.getLogger("webcont._app.quiet_log_check")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.setLevel(logging.INFO)
+        logger.info("game 4041c0de started at 08:00:01,404")
+        log_refused(logger, {"REQUEST_METHOD": "GET", "PATH_INFO": "/favicon from x: 200 .ico",
+                             "REMOTE_ADDR": "127.0.0.1"}, "404", "no route")
+        log_refused(logger, {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "REMOTE_ADDR": "::1"},
+                    "413", "body too large")
+    finally:
+        logger.removeHandler(handler)
+    quiet = "2026-12-05 08:01:10,404 INFO webcont._app: game 404 of 404\n" + records[0]
+    assert "404" in quiet and refused_statuses(quiet) == []  # the substring check failed here
+    assert refused_statuses("\n".join(records)) == ["404", "413"]
