@@ -15,7 +15,7 @@ import stackless_compat as stackless
 
 from ._hub import Job, ThreadHub
 from ._inline import InlineHub
-from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
+from ._job import OwnPages
 from ._ratelog import log_refused
 from ._settings import GATEWAY_OPTIONS, validate
 from ._stall import StallWatch
@@ -51,13 +51,6 @@ def read_body(environ, max_bytes):
     return body
 
 
-def _error_response(start_response, status, message, link="/"):
-    body = error_page(status, message, link).encode("utf-8")
-    start_response(status, [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
-                   + list(SECURITY_HEADERS))
-    return [body]
-
-
 class _GatewayBase:
     """What both gateways share: option checking, preparing a ``Job``, the stall watch."""
 
@@ -68,14 +61,14 @@ class _GatewayBase:
         self.request_timeout = settings["request_timeout"]
         self.stall_warning = settings["stall_warning"]
         self.watch = None  # a StallWatch once the hub exists
-        # where "Start again" leads on the pages we write ourselves: the app
-        # says so if it knows its routes (SessionlessApp), else the site's root
-        self._link_of = getattr(app, "_start_link", None)
+        # the pages we write ourselves link and carry headers as the app's do
+        self._pages = OwnPages(app)
 
     def _error(self, environ, start_response, status, message):
         """An error page of our own for this request (any thread)."""
-        link = "/" if self._link_of is None else self._link_of(environ)
-        return _error_response(start_response, status, message, link)
+        headers, body = self._pages(environ, status, message)
+        start_response(status, headers)
+        return [body]
 
     def _refuse(self, environ, start_response, refused):
         status, message = refused.args
@@ -87,7 +80,7 @@ class _GatewayBase:
         environ = dict(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        return Job(environ, wait_here, self._link_of)
+        return Job(environ, wait_here, self._pages)
 
     def _close_app(self, timeout):
         """Let the app release what it holds (a durable store flushes its writes;

@@ -4,6 +4,8 @@ A server thread builds the ``Job`` (with the request body already read),
 the hub runs the app for it in a request tasklet (``serve_job``), and the
 server thread writes out what the job collected.  ``check_response`` is the
 one place a WSGI response is checked before it reaches any server.
+``OwnPages`` writes the pages webcont answers for the app (an abandoned or
+failed request, and the gateway's refusals) as the app writes its own.
 """
 
 import logging
@@ -16,7 +18,37 @@ from ._pages import CONTENT_TYPE, SECURITY_HEADERS, error_page
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Job", "serve_job", "check_response"]
+__all__ = ["Job", "OwnPages", "serve_job", "check_response"]
+
+
+class OwnPages:
+    """``OwnPages(app)(environ, status, message)`` -> ``(headers, body)``: an
+    error page webcont writes itself for ``app``'s request (any thread: it
+    only reads).
+
+    A ``SessionlessApp`` lends its "Start again" link (``_start_link``: the
+    request's route, else the start route) and its headers (``_headers``:
+    its ``response_headers``, so a page the gateway answers carries the same
+    security policy as the app's pages); any other WSGI app gets "/" and
+    ``SECURITY_HEADERS``.
+    """
+
+    __slots__ = ("link_of", "headers_of")
+
+    def __init__(self, app=None):
+        self.link_of = getattr(app, "_start_link", None)
+        self.headers_of = getattr(app, "_headers", None)
+
+    def __call__(self, environ, status, message):
+        link = "/" if self.link_of is None else self.link_of(environ)
+        body = error_page(status, message, link).encode("utf-8")
+        if self.headers_of is None:
+            return [("Content-Type", CONTENT_TYPE),
+                    ("Content-Length", str(len(body)))] + list(SECURITY_HEADERS), body
+        return self.headers_of(body), body
+
+
+_PLAIN_PAGES = OwnPages()
 
 
 class Job:
@@ -29,11 +61,11 @@ class Job:
     """
 
     __slots__ = ("environ", "status", "headers", "body", "done", "waiter", "tasklet",
-                 "finished", "cancel_reason", "link_of")
+                 "finished", "cancel_reason", "pages")
 
-    def __init__(self, environ, wait_here=False, link_of=None):
+    def __init__(self, environ, wait_here=False, pages=_PLAIN_PAGES):
         self.environ = environ
-        self.link_of = link_of  # environ -> where "Start again" leads on our error pages
+        self.pages = pages  # an OwnPages: how our own error pages for this request look
         self.status = None
         self.headers = None
         self.body = []
@@ -59,12 +91,9 @@ class Job:
         return self.body.append
 
     def respond(self, status, message):
-        """Replace whatever the app produced by a complete error page."""
-        link = "/" if self.link_of is None else self.link_of(self.environ)
-        body = error_page(status, message, link).encode("utf-8")
+        """Replace whatever the app produced by a complete error page (``pages``)."""
+        self.headers, body = self.pages(self.environ, status, message)
         self.status = status
-        self.headers = [("Content-Type", CONTENT_TYPE),
-                        ("Content-Length", str(len(body)))] + list(SECURITY_HEADERS)
         self.body = [body]
 
     def finish(self):

@@ -9,12 +9,12 @@ import time
 import stackless_compat as stackless
 from webcont import SessionlessApp, TimeoutException
 from webcont._hub import current_hub
-from webcont._pages import escape
+from webcont._pages import SECURITY_HEADERS, escape
 from webcont.demos import guess_the_number, sign_up
 
 log = logging.getLogger("fixture_apps")
 
-__all__ = ["demo", "faulty", "echo", "cleanup_reporter", "runaway", "header_copier",
+__all__ = ["demo", "faulty", "headed", "echo", "cleanup_reporter", "runaway", "header_copier",
            "big_response"]
 
 
@@ -129,6 +129,27 @@ def faulty(**options):
         "/now": _raise_at_once, "/later": _raise_after_one_step, "/stuck": _never_answers,
         "/sleep": _sleeps, "/exit": _exits, "/bad-timer": _bad_timer,
         "/": guess_the_number}, **options))
+
+
+class _Headed(SessionlessApp):
+    """An app with response headers of its own (a policy of its own, one more
+    header), and a bug of its own at /app-bug: there the app itself raises."""
+
+    response_headers = [header for header in SECURITY_HEADERS
+                        if header[0] != "Content-Security-Policy"] + [
+        ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
+        ("X-Served-By", "fixture-headed")]
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/app-bug":
+            raise RuntimeError("a bug in the app, outside any controller")
+        return super().__call__(environ, start_response)
+
+
+def headed(**options):
+    """``faulty``'s controllers in an app with response headers of its own."""
+    return _Headed({"/now": _raise_at_once, "/stuck": _never_answers, "/": guess_the_number},
+                   **options)
 
 
 def _loops_forever(req):

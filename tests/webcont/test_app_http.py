@@ -261,6 +261,35 @@ def test_a_request_the_app_never_answers_gets_an_error_not_a_hang(threads):
         assert 'href="/stuck"' in page  # "Start again" leads back to the game
 
 
+def _policy(headers):
+    """The headers a page carries whatever its size or day (and no cookie)."""
+    return {name: value for name, value in headers.items()
+            if name not in ("Content-Length", "Date", "Set-Cookie")}
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_the_gateways_own_pages_carry_the_apps_response_headers(threads):
+    """413, 504 and the 500 of an app that raised are written by the gateway,
+    not the app: they carry the app's ``response_headers`` all the same."""
+    with ServerProcess("tests.webcont.fixture_apps:headed", threads=threads,
+                       serve_options={"request_timeout": 1.0}) as server:
+        client = Client(server.port, timeout=10)
+        status, headers, _ = client.get("/")
+        assert status == 200 and headers["X-Served-By"] == "fixture-headed"
+        policy = _policy(headers)
+        assert "default-src 'self'" in policy["Content-Security-Policy"]
+        answers = {
+            "413": client.request("/", method="POST", body=b"x" * 70000),
+            "504": client.get("/stuck"),
+            "500": client.get("/app-bug"),
+            "500 (controller)": client.get("/now"),  # the app's own page, for comparison
+        }
+        for what, (status, headers, page) in answers.items():
+            assert str(status) == what[:3] and "<h1" in page, (what, page)
+            assert _policy(headers) == policy, what
+            assert int(headers["Content-Length"]) == len(page.encode())
+
+
 def test_with_one_worker_a_waiting_request_leaves_the_worker_to_the_others():
     """serve()'s single worker is the hub; a request waiting for something does
     not hold it: other games are played meanwhile, then the waiter gets its 504."""
