@@ -75,6 +75,7 @@ class Hub:
         self.awaiting = 0  # tasklets waiting for a callback another thread will post
         self.task_tasklets = set()  # InlineHub: tasklets running waitress' own code
         self._spawned = weakref.WeakSet()  # the app's tasklets, for kill_all (spawn)
+        self._requests = weakref.WeakSet()  # those of them answering a job (spawn_request)
         self.deadlines = Deadlines(self.call_at)  # the timeouts of waits on this hub
 
     # -- binding -----------------------------------------------------------
@@ -102,6 +103,12 @@ class Hub:
         self._spawned.add(task)
         return task
 
+    def spawn_request(self, app, job):
+        """The request tasklet answering ``job`` with ``app`` (``serve_job``). (hub)"""
+        task = job.tasklet = self.spawn(serve_job, app, job)
+        self._requests.add(task)
+        return task
+
     def unbind(self):
         """Stop being the calling thread's current hub (after a stop). (hub)"""
         if getattr(_local, "hub", None) is self:
@@ -114,7 +121,7 @@ class Hub:
         self.busy_with = job
         self.busy_since = _clock.monotonic()
         try:
-            job.tasklet = self.spawn(serve_job, app, job)
+            self.spawn_request(app, job)
             self.drain()
         finally:
             self.busy_since = None
@@ -253,8 +260,13 @@ class Hub:
     def kill_all(self):
         """Kill every live tasklet of the hub so their ``finally:`` blocks run. (hub)"""
         # what spawn() made; not the task tasklets (they run waitress' code, and
-        # answer once their request tasklets are killed)
-        victims = [task for task in list(self._spawned) if task.alive]
+        # answer once their request tasklets are killed).  Requests first: a
+        # request killed while it waits gets the 503 "shutting down" page and
+        # ends its controller; a controller killed first would hand it a 500
+        # "the application failed", which nothing logged.
+        requests = self._requests
+        victims = sorted((task for task in list(self._spawned) if task.alive),
+                         key=lambda task: task not in requests)
         self.busy_with = "shutdown"
         self.busy_since = _clock.monotonic()
         try:

@@ -18,7 +18,6 @@ import stackless_compat as stackless
 
 from . import _clock
 from ._hub import Hub
-from ._job import serve_job
 from ._stall import describe
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class InlineHub(Hub):
         page, as ``Gateway`` does.
         """
         self.busy_with = job
-        task = job.tasklet = self.spawn(serve_job, app, job)
+        task = self.spawn_request(app, job)
         task.run()  # the request runs first; back here once it waits or ends
         if job.finished:
             return

@@ -290,6 +290,27 @@ def test_the_gateways_own_pages_carry_the_apps_response_headers(threads):
             assert int(headers["Content-Length"]) == len(page.encode())
 
 
+@pytest.mark.parametrize("threads", [1, 4])
+def test_requests_waiting_when_the_server_stops_get_the_503_of_a_shutdown(threads):
+    """Their request tasklets are killed before their controllers, whatever the
+    order they were made in: a 503 "shutting down" with the app's headers,
+    not the 500 "the application failed" of a controller that never failed."""
+    with ServerProcess("tests.webcont.fixture_apps:headed", threads=threads,
+                       serve_options={"request_timeout": 30.0, "shutdown_grace": 1.0}) as server:
+        policy = _policy(Client(server.port).get("/")[1])
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            waiting = [pool.submit(Client(server.port, timeout=10).get, "/stuck")
+                       for _ in range(4)]
+            time.sleep(0.5)  # the requests are in, their controllers blocked
+            code, _, err = server.stop()
+            answers = [future.result() for future in waiting]
+    assert code == 0
+    for status, headers, page in answers:
+        assert status == 503 and "shutting down" in page, page
+        assert _policy(headers) == policy
+    assert err.count("CLEANUP stuck") == 4  # the controllers were ended, their finally: run
+
+
 def test_with_one_worker_a_waiting_request_leaves_the_worker_to_the_others():
     """serve()'s single worker is the hub; a request waiting for something does
     not hold it: other games are played meanwhile, then the waiter gets its 504."""
