@@ -4,7 +4,9 @@ One round trip = A sends to B, B sends back to A.  The baseline is the same
 ping-pong done with two bare ``greenlet.switch`` calls.  The table says which
 core ran: the C types of ``_speedups``, or pure Python with
 ``STACKLESS_COMPAT_PURE=1``.  Targets (issue 13): <= 1.3x with the C core,
-<= 3x in pure Python.  gevent and asyncio
+<= 3x in pure Python.  The pure-Python floor is the least any channel in
+Python on greenlet does (``_Floor``): what a pure core can approach, never
+beat.  gevent and asyncio
 are measured when installed; OS threads with ``queue.Queue`` for scale.
 
     python bench/channels.py [--rounds N] [--repeats R]
@@ -12,6 +14,7 @@ are measured when installed; OS threads with ``queue.Queue`` for scale.
 
 import argparse
 import asyncio
+import collections
 import os
 import queue
 import sys
@@ -53,6 +56,83 @@ def stackless_channels(rounds):
 
     stackless.tasklet(echo)()
     stackless.schedule()  # let echo block on ping
+
+    def loop():
+        send, receive = ping.send, pong.receive
+        for i in range(rounds):
+            send(i)
+            receive()
+    return timed(loop) / rounds
+
+
+class _Floor:
+    """The least a pure-Python channel on greenlet must do per action: find
+    the thread's scheduler, match or queue the tasklet, keep the run queue
+    and switch.  No callbacks, traps, threads, kill or preference choices;
+    deques instead of linked rings.  Measured to show the floor under any
+    pure-Python core (issue 13), not used by stackless_compat."""
+
+    local = threading.local()
+
+    class Task:
+        __slots__ = ("greenlet", "tempval")
+
+        def __init__(self, greenlet):
+            self.greenlet = greenlet
+            self.tempval = None
+
+    class Channel:
+        __slots__ = ("waiting", "balance")
+
+        def __init__(self):
+            self.waiting = collections.deque()
+            self.balance = 0
+
+        # send and receive written out apart: one Python frame per action
+        def send(self, value):
+            sched = _Floor.local.scheduler  # [current tasklet, run queue]
+            source = sched[0]
+            balance = self.balance
+            self.balance = balance + 1
+            if balance < 0:  # a receiver waits: preferred, it runs now with the value
+                next = self.waiting.popleft()
+                sched[1].append(source)
+            else:
+                source.tempval = value
+                self.waiting.append(source)
+                next = sched[1].popleft()
+                value, next.tempval = next.tempval, None
+            sched[0] = next
+            return next.greenlet.switch(value)
+
+        def receive(self):
+            sched = _Floor.local.scheduler
+            source = sched[0]
+            balance = self.balance
+            self.balance = balance - 1
+            if balance > 0:  # a sender waits: take its value; it is runnable again
+                target = self.waiting.popleft()
+                sched[1].append(target)
+                value, target.tempval = target.tempval, None
+                return value
+            self.waiting.append(source)
+            next = sched[1].popleft()
+            sched[0] = next
+            value, next.tempval = next.tempval, None
+            return next.greenlet.switch(value)
+
+
+def floor_channels(rounds):
+    ping, pong = _Floor.Channel(), _Floor.Channel()
+    main = _Floor.Task(getcurrent())
+
+    def echo(_):
+        receive, send = ping.receive, pong.send
+        for _ in range(rounds):
+            send(receive())
+    worker = _Floor.Task(greenlet(echo))
+    _Floor.local.scheduler = [worker, collections.deque([main])]
+    worker.greenlet.switch(None)  # echo blocks on ping
 
     def loop():
         send, receive = ping.send, pong.receive
@@ -153,6 +233,7 @@ def main(argv=None):
     contenders = {
         "raw greenlet.switch ping-pong": lambda: raw_greenlet(n),
         "stackless_compat channel": lambda: stackless_channels(n),
+        "pure-Python floor (minimal)": lambda: floor_channels(n),
         "asyncio futures": lambda: asyncio_futures(n),
         "asyncio.Queue(1)": lambda: asyncio_queues(n),
         "threads + queue.Queue": lambda: os_threads(max(n // 10, 1000)),
@@ -176,6 +257,8 @@ def main(argv=None):
                   "pure Python" if pure else "C core", target,
                   "met" if ratio <= target else "NOT met",
                   results["stackless_compat channel"] / best_async))
+    summary += "; pure-Python floor %.2fx raw greenlet" % (
+        results["pure-Python floor (minimal)"] / results["raw greenlet.switch ping-pong"])
     if "gevent.queue.Channel" in results:
         summary += "; %.2fx gevent" % (results["stackless_compat channel"]
                                        / results["gevent.queue.Channel"])

@@ -2,8 +2,9 @@
 
 Defined by Stackless' ``Doc/library/stackless/channels.rst``.  Whichever side comes
 first blocks in the channel (``balance`` > 0: senders wait, < 0: receivers
-wait); when the other side arrives the value passes directly.  ``_action``
-is the one hand-over, shared by every send and receive flavour: it applies
+wait); when the other side arrives the value passes directly.
+``_hand_over`` is the one hand-over, shared by every send and receive
+flavour (made once per direction, see there): it applies
 ``preference`` and ``schedule_all`` exactly as Stackless C does
 (``generic_channel_action`` in ``channelobject.c``):
 
@@ -21,13 +22,18 @@ killed, and no allocation per block (an ``OrderedDict`` measured ~240 ns
 slower per hand-over).  An empty channel's links are None, not itself, so
 it is freed as soon as its last reference goes (no cycle for the collector).
 
-``send`` and ``receive`` come from ``ChannelCore`` (``_core``): with the C
-extension they do the plain single-thread hand-overs in C and call
-``_action`` for the rest; in pure Python they just call ``_action``.
+With the C extension, ``send`` and ``receive`` come from ``ChannelCore``
+(``_core``): they do the plain single-thread hand-overs in C and call
+``_send``/``_receive`` for the rest.  In pure Python, ``send`` is the
+hand-over itself and ``receive`` one call of it.  A pure round trip
+(bench/channels.py) costs about twice the instructions of the least any
+pure-Python channel must do (the bench's floor): each ring and chain
+change is one call of its owner (``Scheduler``, ``_unblock``), and the
+hooks, traps, threads and preference are checked on every action.
 """
 
 from . import _callbacks, _threads
-from ._core import ChannelCore
+from ._core import SPEEDUPS, ChannelCore
 from ._errors import bomb, exc_to_bomb, make_bomb
 from ._state import _local, current_scheduler
 from ._threads import shared as _shared
@@ -37,25 +43,18 @@ __all__ = ["channel"]
 _hooks = _callbacks.hooks
 
 
-class channel(ChannelCore):
-    """A channel for passing values (and exceptions) between tasklets."""
+def _hand_over(direction, name):
+    """Make the hand-over for one ``direction``: 1 sends, -1 receives.
 
-    # the chain, balance and flags live in ChannelCore, which sets them up in __new__
-    __slots__ = ("__weakref__",)
-
-    def __init__(self, *args, **kwargs):
-        pass  # Stackless' channel() accepts and ignores any arguments
-
-    # -- the hand-over ----------------------------------------------------------
-
-    def _action(self, direction, value):
-        """Send (``direction`` 1) or receive (-1) ``value``; the one hand-over.
-
-        The bookkeeping runs under the channel lock once threads share
-        channels (``_threads``); it leaves the caller's result in its
-        ``_tempval`` and decides whom to switch to: the caller itself (go
-        on), another tasklet, or nobody yet (wait for another thread).
-        """
+    The one hand-over, made twice from this body, so that a pure-Python
+    ``send`` is the hand-over itself: no wrapper frame holds the value
+    while the sender waits (it lives in the sender's tempval until taken).
+    The bookkeeping runs under the channel lock once threads share
+    channels (``_threads``); it leaves the caller's result in its
+    ``_tempval`` and decides whom to switch to: the caller itself (go
+    on), another tasklet, or nobody yet (wait for another thread).
+    """
+    def hand_over(self, value):
         try:
             sched = _local.scheduler
         except AttributeError:
@@ -69,8 +68,7 @@ class channel(ChannelCore):
         try:
             balance = self._balance
             if (balance < 0) if direction > 0 else (balance > 0):  # a partner waits
-                prefer_partner = self._preference == -direction
-                if sched.switch_trap and (prefer_partner or self._schedule_all):
+                if sched.switch_trap and (self._preference == -direction or self._schedule_all):
                     sched.check_trap()
                 target = self._next
                 self._unblock(target)
@@ -89,7 +87,7 @@ class channel(ChannelCore):
                     next = source._next
                     sched.make_head(next)
                     source._tempval = value
-                elif prefer_partner:
+                elif self._preference == -direction:  # the partner is preferred
                     sched.insert_next(target, True)  # it runs now; the caller ends up last
                     next = target
                     source._tempval = value
@@ -123,14 +121,42 @@ class channel(ChannelCore):
             if value.__class__ is bomb:
                 value.raise_()
             return value
+        # the value is in a tempval by now: a frame left suspended keeps no
+        # reference to it, nor to its own tasklet (the GC promise, see Scheduler.switch)
         if next is None:  # the thread's last tasklet blocked: wait for another thread
             next = sched.wait_for_work(self, source)
             sched.leaving = source
-            del source  # the GC promise (see Scheduler.switch)
+            del source, value
             return sched.run_task(next)
         sched.leaving = source
-        del source
+        del source, value
         return sched.switch(next)
+
+    hand_over.__name__ = name
+    hand_over.__qualname__ = "channel." + name
+    return hand_over
+
+
+class channel(ChannelCore):
+    """A channel for passing values (and exceptions) between tasklets."""
+
+    # the chain, balance and flags live in ChannelCore, which sets them up in __new__
+    __slots__ = ("__weakref__",)
+
+    def __init__(self, *args, **kwargs):
+        pass  # Stackless' channel() accepts and ignores any arguments
+
+    # -- the hand-over ----------------------------------------------------------
+
+    _send = _hand_over(1, "_send")  # the C core calls these for what it leaves to Python
+    _receive = _hand_over(-1, "_receive")
+    if not SPEEDUPS:
+        send = _hand_over(1, "send")
+        send.__doc__ = "Send ``value``; blocks until a receiver takes it (see ``preference``)."
+
+        def receive(self):
+            """Receive a value; blocks until a sender offers one.  A received bomb explodes."""
+            return self._receive(None)
 
     def _notify(self, sched, source, direction, value):
         balance = self._balance
@@ -161,24 +187,26 @@ class channel(ChannelCore):
     def _unblock(self, task):
         """Take a blocked ``task`` out of the channel (it was killed or thrown at)."""
         before, after = task._prev, task._next
-        before._next = after  # the channel's own _next when task was first
-        after._prev = before
-        if self._next is self:
+        if before is after:  # both are the channel: it was the only one
             self._next = self._prev = None  # empty again
+        else:
+            before._next = after  # the channel's own _next when task was first
+            after._prev = before
         task._next = task._prev = task._channel = None
-        self._balance += -1 if self._balance > 0 else 1
+        balance = self._balance
+        self._balance = balance - 1 if balance > 0 else balance + 1
 
     # -- the public actions (send and receive: ChannelCore) ---------------------
 
     def send_exception(self, exc, *args):
         """Like ``send``, but the receiver raises ``exc(*args)``."""
-        self._action(1, make_bomb(exc, args, "channel.send_exception"))
+        self._send(make_bomb(exc, args, "channel.send_exception"))
 
     def send_throw(self, exc, val=None, tb=None, *extra):
         """Like ``send``, but the receiver raises, with ``raise`` statement semantics."""
         if extra:  # in Stackless C's words
             raise TypeError("send_throw expected at most 3 arguments, got %d" % (3 + len(extra)))
-        self._action(1, exc_to_bomb(exc, val, tb))
+        self._send(exc_to_bomb(exc, val, tb))
 
     def send_sequence(self, seq):
         """Send every item of ``seq`` in turn; returns how many were sent."""

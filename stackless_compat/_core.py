@@ -6,9 +6,10 @@ live in small base types that ``tasklet``, ``channel`` and ``Scheduler``
 subclass.  When the optional C extension (``_speedups.c``) is built, these
 base types are C types and own that state: their ``send``/``receive`` do
 the common single-thread hand-overs on their own structs and call the
-Python ``channel._action`` for every other case.  Here are the same types
-in Python, used when the extension is missing or ``STACKLESS_COMPAT_PURE``
-is set; then ``send``/``receive`` are plain calls of ``_action``.
+Python hand-over (``channel._send``/``_receive``) for every other case.
+Here are the same types in Python, used when the extension is missing or
+``STACKLESS_COMPAT_PURE`` is set; then ``channel`` itself defines
+``send``/``receive`` as the Python hand-over.
 
 Either way every field is an attribute with the same name and meaning, so
 the Python policy reads and writes it the same way on both paths.
@@ -47,14 +48,6 @@ class _PyChannelCore:
         self._preference = -1  # prefer the receiver, as Stackless does
         self._schedule_all = self._closing = False
         return self
-
-    def send(self, value):
-        """Send ``value``; blocks until a receiver takes it (see ``preference``)."""
-        return self._action(1, value)
-
-    def receive(self):
-        """Receive a value; blocks until a sender offers one.  A received bomb explodes."""
-        return self._action(-1, None)
 
 
 class _PySchedulerCore:

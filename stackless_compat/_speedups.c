@@ -10,7 +10,7 @@
  * plain single-thread hand-overs on these structs; every other case
  * (callbacks, threads, switch traps, schedule_all, a tasklet that never ran,
  * block_trap, a closing channel, deadlock and thread waits) calls the Python
- * policy, channel._action, before changing anything.  No C code reads a
+ * policy, channel._send or _receive, before changing anything.  No C code reads a
  * Python class's slots: the Python code reaches these fields through the
  * member descriptors below, with the same names _core.py gives the pure
  * Python types.  The object fields are T_OBJECT_EX members, which CPython
@@ -334,8 +334,7 @@ static PyObject *bomb_type, *start_type, *collected_exc;
 static int connected;  /* connect() was called: the hand-over may run */
 static Hooks *hooks_obj;
 static Shared *shared_obj;
-static PyObject *str_switch, *str_raise, *str_greenlet, *str_value, *str_action;
-static PyObject *int_send, *int_receive;
+static PyObject *str_switch, *str_raise, *str_greenlet, *str_value, *str_send, *str_receive;
 
 static PyObject *
 explode_or_return(PyObject *value)
@@ -593,7 +592,7 @@ channel_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     value = args[0];
     if (fast_action(CH(self), 1, value, &result))
         return result;
-    return PyObject_CallMethodObjArgs(self, str_action, int_send, value, NULL);
+    return PyObject_CallMethodOneArg(self, str_send, value);
 }
 
 static PyObject * HOT
@@ -602,7 +601,7 @@ channel_receive(PyObject *self, PyObject *unused)
     PyObject *result;
     if (fast_action(CH(self), -1, Py_None, &result))
         return result;
-    return PyObject_CallMethodObjArgs(self, str_action, int_receive, Py_None, NULL);
+    return PyObject_CallMethodOneArg(self, str_receive, Py_None);
 }
 
 static PyMethodDef channel_methods[] = {
@@ -726,13 +725,11 @@ PyInit__speedups(void)
     str_raise = PyUnicode_InternFromString("raise_");
     str_greenlet = PyUnicode_InternFromString("greenlet");
     str_value = PyUnicode_InternFromString("value");
-    str_action = PyUnicode_InternFromString("_action");
+    str_send = PyUnicode_InternFromString("_send");
+    str_receive = PyUnicode_InternFromString("_receive");
     if (PyThread_tss_create(&current_key) != 0)
         return PyErr_NoMemory();
-    int_send = PyLong_FromLong(1);
-    int_receive = PyLong_FromLong(-1);
-    if (!str_switch || !str_raise || !str_greenlet || !str_value
-            || !str_action || !int_send || !int_receive)
+    if (!str_switch || !str_raise || !str_greenlet || !str_value || !str_send || !str_receive)
         return NULL;
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)

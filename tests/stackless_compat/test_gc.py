@@ -9,6 +9,7 @@ import gc
 import weakref
 
 import stackless_compat as stackless
+from stackless_compat import _core
 
 
 def _collect():
@@ -139,3 +140,29 @@ def test_a_dropped_tasklet_on_a_recycled_greenlet_is_freed_and_runs_its_finally(
     _collect()
     assert ref() is None
     assert record == ["finally"]
+
+
+class _Value:
+    """A value to hand over that a weak reference can watch."""
+
+
+def _send_a_fresh_value(channel):
+    channel.send(_Value())  # nothing here names the value
+
+
+# CPython keeps the arguments of a call into C until it returns, so on the C
+# core the sender's own call of send holds its value (as in Stackless C)
+_HELD_BY_THE_SENDERS_CALL = _core.SPEEDUPS
+
+
+def test_a_value_taken_from_a_blocked_sender_is_not_kept_by_its_suspended_send():
+    channel = stackless.channel()
+    stackless.tasklet(_send_a_fresh_value)(channel)
+    stackless.run()  # the sender blocks
+    ref = weakref.ref(channel.receive())  # taken without a switch: the sender waits in send()
+    _collect()
+    assert (ref() is not None) == _HELD_BY_THE_SENDERS_CALL
+    stackless.run()  # the sender's send returns
+    _collect()
+    assert ref() is None
+
