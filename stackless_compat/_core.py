@@ -78,6 +78,11 @@ class _PyShared:
         self.lock = None
 
 
+# which Python methods the C core calls (bumped when that changes): a stale
+# build of _speedups.c would call methods that are gone
+_PROTOCOL = 2
+
+
 def _speedups_or_none():
     if os.environ.get("STACKLESS_COMPAT_PURE"):
         return None
@@ -85,6 +90,9 @@ def _speedups_or_none():
         from . import _speedups  # optional: built when a C compiler was there
     except ImportError:
         return None
+    if getattr(_speedups, "PROTOCOL", 1) != _PROTOCOL:
+        raise ImportError("stackless_compat/_speedups was built from older source: rebuild it"
+                          " (setup.py build_ext --inplace --force) or set STACKLESS_COMPAT_PURE=1")
     return _speedups
 
 

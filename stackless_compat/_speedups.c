@@ -744,5 +744,10 @@ PyInit__speedups(void)
             return NULL;
         }
     }
+    /* what _core checks: 2 since the slow cases call channel._send/_receive */
+    if (PyModule_AddIntConstant(module, "PROTOCOL", 2) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
     return module;
 }

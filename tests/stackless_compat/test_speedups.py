@@ -147,3 +147,20 @@ def test_a_value_handed_over_is_not_kept_once_received_and_dropped():
     del value
     gc.collect()
     assert gone() is None
+
+
+_STALE_BUILD = """
+import sys, types
+sys.modules["stackless_compat._speedups"] = types.ModuleType("stackless_compat._speedups")
+import stackless_compat
+"""
+
+
+def test_a_build_of_older_c_source_is_refused_with_a_clear_error():
+    """A C core that calls Python methods by their old names must not load:
+    it would fail later, in the rare cases it leaves to Python."""
+    env = {key: value for key, value in os.environ.items() if key != "STACKLESS_COMPAT_PURE"}
+    done = subprocess.run([sys.executable, "-c", _STALE_BUILD], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "built from older source: rebuild it" in done.stderr
