@@ -18,6 +18,18 @@ subclass can have them.  Each scheduler's tasklets that hold one are known
 (``_holders``, changed only when a function is set or dropped), so a
 thread stops swapping once no tasklet of it has one: then its switches
 are as cheap as before and the C hand-over takes them again.
+
+A profiler or tracer installed from C, such as ``cProfile`` (CPython 3.11
+and before: 3.12's ``cProfile`` uses ``sys.monitoring``, which no thread
+state holds), is not swapped: ``sys.getprofile()`` then returns the
+profiler object, which ``sys.setprofile`` could only install as a Python
+function to call, and cProfile's is not callable.  A callable is all a
+Python-level function can be, so an object that is not callable came from
+C; it stays thread-wide, never saved, cleared or replaced here, and sees
+every tasklet's frames: ``python -m cProfile prog.py`` profiles the whole
+program, which is what its user asks for (Stackless C would keep it to the
+tasklet that enabled it).  While one holds the slot, a tasklet's own
+Python function of that kind waits, saved, until it is gone.
 """
 
 import os
@@ -36,6 +48,11 @@ _SETTERS = (sys.settrace, sys.setprofile)
 
 # scheduler -> {id(tasklet): weakref to it} of its tasklets holding a function
 _holders = weakref.WeakKeyDictionary()
+
+
+def _thread_wide(function):
+    # installed from C (see the module docstring): never swapped
+    return function is not None and not callable(function)
 
 
 def _saved(task, kind):
@@ -99,19 +116,24 @@ def start_untraced(sched, prev):
     profile function (the caller checked): it starts with neither.
 
     They were ``prev``'s, the tasklet running until now (None if it ended),
-    and stay its own: the thread starts swapping.
+    and stay its own: the thread starts swapping.  One installed from C
+    stays thread-wide (``_thread_wide``): the new tasklet runs under it.
     """
     if _swap in sched.switch_hooks:
         return  # swapping already: the switch gave it its own, none (the watchdog's aside)
     watched = sched.watchdog is not None  # a timed run's trace function is the watchdog's
-    if watched and sys.getprofile() is None:
-        return
+    profile = sys.getprofile()
+    trace = None if watched else sys.gettrace()
+    profile = None if _thread_wide(profile) else profile
+    trace = None if _thread_wide(trace) else trace
+    if profile is None and trace is None:
+        return  # nothing of a tasklet's own to take away
     if prev is not None and prev.alive:
-        _save(prev, 1, sys.getprofile())
-        if not watched:
-            _save(prev, 0, sys.gettrace())
-    sys.setprofile(None)
-    if not watched:
+        _save(prev, 1, profile)
+        _save(prev, 0, trace)
+    if profile is not None:
+        sys.setprofile(None)
+    if trace is not None:
         sys.settrace(None)
     _start_swapping(sched)
 
@@ -129,28 +151,39 @@ def _swap(prev, next):
     """Switch hook: keep each tasklet's trace/profile functions its own.
 
     While a timed ``run()`` is in progress its watchdog owns ``sys.settrace``,
-    so only profile functions are swapped then.  The functions are installed
+    so only profile functions are swapped then; a function installed from C
+    (``_thread_wide``) is left where it is.  The functions are installed
     last, so they see as little of this package as the switch allows.
     """
     sched = next._sched
-    watched = sched.watchdog is not None
     outgoing_profile = sys.getprofile()
-    sys.setprofile(None)  # first: the rest of this hook is nobody's to see
-    if not watched:
+    swap_profile = not _thread_wide(outgoing_profile)
+    if swap_profile:
+        sys.setprofile(None)  # first: the rest of this hook is nobody's to see
+    swap_trace = sched.watchdog is None
+    if swap_trace:
         outgoing_trace = sys.gettrace()
-        sys.settrace(None)
-    alive = prev is not None and prev.alive  # an ended one's functions end with it
-    _save(prev, 1, outgoing_profile if alive else None)
-    if not watched:
-        _save(prev, 0, outgoing_trace if alive else None)
-    profile = _saved(next, 1)
-    trace = None if watched else _saved(next, 0)
-    if trace is None and profile is None and not watched and not _holders.get(sched):
+        swap_trace = not _thread_wide(outgoing_trace)
+        if swap_trace:
+            sys.settrace(None)
+    if prev is None or not prev.alive:  # an ended one's functions end with it
+        _save(prev, 0, None)
+        _save(prev, 1, None)
+    else:
+        if swap_profile:
+            _save(prev, 1, outgoing_profile)
+        if swap_trace:
+            _save(prev, 0, outgoing_trace)
+    profile = _saved(next, 1) if swap_profile else None
+    trace = _saved(next, 0) if swap_trace else None
+    if (trace is None and profile is None and sched.watchdog is None
+            and not _holders.get(sched)):
         # nobody here traces any more: stop swapping
         sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook is not _swap)
     if trace is not None:
         _trace_frames(next, trace)
-    sys.setprofile(profile)
-    if not watched:
+    if swap_profile:
+        sys.setprofile(profile)
+    if swap_trace:
         sys.settrace(trace)
     return next

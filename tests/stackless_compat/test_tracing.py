@@ -1,10 +1,16 @@
 """tasklet.trace_function / profile_function (debugging.rst): per tasklet, as in Stackless."""
 
+import cProfile
+import os
+import pstats
+import subprocess
 import sys
 
 import pytest
 
 import stackless_compat as stackless
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_the_current_tasklets_trace_function_is_sys_gettrace():
@@ -170,3 +176,126 @@ def test_a_tasklet_subclass_without_hash_gets_a_trace_function():
     task.trace_function = tracer
     stackless.run()
     assert "call" in events
+
+
+# -- profilers installed from C (cProfile): thread-wide, never swapped ----------
+
+def _pass_values(count):
+    """Two tasklets hand ``count`` values over a channel; returns the sum received."""
+    channel, got = stackless.channel(), []
+
+    def producer():
+        for i in range(count):
+            channel.send(i)
+
+    def consumer():
+        got.append(sum(channel.receive() for _ in range(count)))
+
+    stackless.tasklet(producer)()
+    stackless.tasklet(consumer)()
+    stackless.run()
+    return got[0]
+
+
+def _profiled_names(profiler):
+    return {name for (_, _, name) in pstats.Stats(profiler).stats}
+
+
+def test_cprofile_stays_enabled_and_sees_the_functions_tasklets_run():
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        assert _pass_values(50) == sum(range(50))
+        assert sys.getprofile() is profiler  # never swapped out nor cleared
+    finally:
+        profiler.disable()
+    assert {"producer", "consumer", "_pass_values"} <= _profiled_names(profiler)
+
+
+def test_cprofile_stays_thread_wide_while_the_thread_swaps_a_tasklets_trace_function():
+    seen = []
+
+    def tracer(frame, event, arg):
+        if event == "call":
+            seen.append(frame.f_code.co_name)
+
+    def traced():
+        stackless.schedule()
+        traced_work()
+
+    def traced_work():
+        pass
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        task = stackless.tasklet(traced)()
+        task.run()
+        task.trace_function = tracer  # the thread swaps trace functions from now on
+        assert _pass_values(10) == sum(range(10))
+        stackless.run()
+        assert sys.getprofile() is profiler and sys.gettrace() is None
+    finally:
+        profiler.disable()
+    assert "traced_work" in seen and "producer" not in seen  # the tracer is the tasklet's
+    assert {"producer", "consumer", "traced_work"} <= _profiled_names(profiler)
+
+
+def test_a_tasklets_own_profile_function_waits_while_cprofile_holds_the_thread():
+    calls = []
+
+    def own(frame, event, arg):
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    def leaf():
+        pass
+
+    def work():
+        stackless.schedule()
+        leaf()
+
+    task = stackless.tasklet(work)()
+    task.run()
+    task.profile_function = own
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        stackless.run()
+    finally:
+        profiler.disable()
+    assert "leaf" not in calls  # cProfile had the thread: the tasklet's function waited
+    assert "leaf" in _profiled_names(profiler)
+
+
+_CPROFILED_PROGRAM = """
+import stackless_compat as stackless
+
+def echo(channel):
+    for _ in range(100):
+        channel.send(channel.receive() + 1)
+
+def client(channel, results):
+    for i in range(100):
+        channel.send(i)
+        results.append(channel.receive())
+
+channel, results = stackless.channel(), []
+stackless.tasklet(echo)(channel)
+stackless.tasklet(client)(channel, results)
+stackless.run()
+print("results", sum(results))
+"""
+
+
+def test_python_m_cprofile_runs_a_program_of_tasklets_and_profiles_them(tmp_path):
+    program = tmp_path / "prog.py"
+    program.write_text(_CPROFILED_PROGRAM)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-s", "ncalls", str(program)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "results %d" % sum(range(1, 101)) in done.stdout
+    # cProfile lists a function once it returned: both tasklets ran to their end under it
+    assert "prog.py:4(echo)" in done.stdout and "prog.py:8(client)" in done.stdout
+
