@@ -14,16 +14,13 @@ that calls ``greenlet.switch``.
 
 The ring operations are the methods under "the ring" below: ``insert``
 (link before the head), ``insert_next`` (link after it, and maybe make it
-head), ``remove`` (unlink) and ``make_head``.  Channels, ``schedule()``, the watchdog and the
-thread inbox all go through them; nothing else writes ``current`` or a
+head), ``remove`` (unlink), ``make_head`` and ``unlink_all``.  Channels,
+``schedule()``, the watchdog and the thread inbox all go through them; nothing else writes ``current`` or a
 tasklet's ring links (a channel links its own blocked tasklets).
 
-Other threads post tasklets to the scheduler's ``Inbox`` (``_threads``),
-which ``switch`` drains, and a thread whose last runnable tasklet blocks
-waits there while another thread might wake it.  Only ``remove()`` and
-``insert()`` from another thread change the ring from there, through
-``remove_from_afar``/``insert_from_afar``, while this thread is outside the
-package's code (``_threads.change_from_afar``).
+What concerns other threads (the inbox they post to, waiting for them,
+``remove()``/``insert()`` from another thread, a thread's end) is in
+``_scheduler_threads``: methods of this same class, kept in their own module.
 
 greenlet never garbage-collects a cycle that runs through a suspended
 greenlet's frames, so the frames we leave suspended hold no reference to a
@@ -42,6 +39,7 @@ from ._core import SchedulerCore
 from ._errors import _GarbageCollected, bomb
 from ._greenlets import Start, body
 from ._state import _local
+from ._scheduler_threads import SchedulerThreads
 from ._tasklet import tasklet
 
 log = logging.getLogger(__name__)
@@ -60,16 +58,7 @@ def _new_scheduler():
     return scheduler
 
 
-class RunNext:
-    """An inbox entry: another thread ran ``task``, so it runs next here."""
-
-    __slots__ = ("task",)
-
-    def __init__(self, task):
-        self.task = task
-
-
-class Scheduler(SchedulerCore):
+class Scheduler(SchedulerThreads, SchedulerCore):
     """One thread's run queue and scheduling state; used only by that thread.
 
     ``current`` is the head of the ring: the running tasklet, except inside
@@ -149,12 +138,8 @@ class Scheduler(SchedulerCore):
         task._next = task._prev = None
         self.runcount -= 1
 
-    def thread_ended(self):
-        """The thread has ended (called once, by ``_threads``): nothing will
-        run this ring again, so every tasklet leaves it.  Tasklets report
-        this thread as gone from now on (``thread_alive``); blocked ones stay
-        linked into their channels, as in Stackless."""
-        self.thread_alive = False
+    def unlink_all(self):
+        """Empty the ring (its thread ended): every tasklet in it is unlinked."""
         head = getattr(self, "current", None)  # None too if the collector cleared it
         task = head
         while task is not None:
@@ -276,23 +261,6 @@ class Scheduler(SchedulerCore):
             value.raise_()
         return value
 
-    def take_posted(self):
-        """Insert the tasklets other threads made runnable (owner thread):
-        at the end, or right after the head if they asked it to run next."""
-        posted = self.inbox.tasklets
-        for _ in range(len(posted)):  # only what is there now: a bounded batch
-            task = posted.popleft()
-            if task.__class__ is RunNext:
-                task = task.task
-                if task._sched is not self:
-                    continue  # moved to another thread meanwhile (bind_thread)
-                if task._channel is None and task.alive and task is not self.current:
-                    if task._next is not None:
-                        self.remove(task)
-                    self.insert_next(task)
-            elif task._next is None and task.alive and task._sched is self:
-                self.insert(task)
-
     def suspend_current(self, current):
         """Take the running tasklet out of the ring; return the tasklet to run next.
 
@@ -335,66 +303,6 @@ class Scheduler(SchedulerCore):
         if revivable:
             return target
         raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked.")
-
-    def wait_for_work(self, channel, source):
-        """Block the thread until another thread makes a tasklet runnable.
-
-        ``source`` is the tasklet that left the ring (blocked on ``channel``,
-        or paused if ``channel`` is None).  Returns the new head; if every
-        other thread ends or waits too, ``source`` is put back and the
-        deadlock ``RuntimeError`` is raised.
-        """
-        inbox = self.inbox
-        while not inbox.wait(0.25):
-            if _threads.others_can_wake(self):
-                continue
-            if channel is not None:
-                with _threads.channel_lock():
-                    if source._channel is not channel:
-                        continue  # handed over meanwhile: it is in the inbox
-                    channel._unblock(source)
-            self.insert(source)
-            raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked"
-                               " and no other thread can wake it.")
-        self.take_posted()
-        return self.current
-
-    def remove_from_afar(self, task):
-        """Another thread's ``task.remove()``: unlink it from this ring, which
-        only changes under ``_threads.change_from_afar``'s conditions."""
-        def plan():
-            after, before, head, count = task._next, task._prev, self.current, self.runcount
-            if after is None or task._channel is not None:
-                return None  # it left the ring meanwhile, or blocked (the caller re-checks)
-            if task is head:
-                raise RuntimeError("The current tasklet cannot be removed.")
-            return (((task, "_next", after), (task, "_prev", before), (before, "_next", task),
-                     (after, "_prev", task), (self, "current", head), (self, "runcount", count)),
-                    ((before, "_next", after), (after, "_prev", before), (task, "_next", None),
-                     (task, "_prev", None), (self, "runcount", count - 1)))
-        _threads.change_from_afar(self, plan, wait=True)
-
-    def insert_from_afar(self, task):
-        """Another thread's ``task.insert()``: link it at the end of this ring
-        now if the owner allows it (``_threads.change_from_afar``), else post it
-        (it becomes runnable at the owner's next switch, which wakes a waiting one)."""
-        def plan():
-            head, count = self.current, self.runcount
-            if head is None or self.inbox.thread_blocked:
-                return None  # an idle owner: posting wakes it
-            last = head._prev
-            return (((self, "current", head), (head, "_prev", last), (last, "_next", head),
-                     (task, "_next", None), (task, "_channel", None), (task, "_sched", self),
-                     (self, "runcount", count)),
-                    ((last, "_next", task), (task, "_prev", last), (task, "_next", head),
-                     (head, "_prev", task), (self, "runcount", count + 1)))
-        if not _threads.change_from_afar(self, plan, wait=False):
-            self.post(task)
-
-    def post(self, task, next=False):
-        """Make ``task`` (of this scheduler) runnable from another thread;
-        with ``next``, the next one this thread runs (``tasklet.run()``)."""
-        self.inbox.post(RunNext(task) if next else task)
 
     def wakeup_target(self):
         """Who runs when nothing else can: the innermost ``run()`` caller, else main."""
@@ -476,16 +384,6 @@ class Scheduler(SchedulerCore):
             self.threadblock = outer_threadblock
             self.pop_watchdog(caller)
         return None
-
-    def wait_for_posted(self):
-        """Wait until another thread posts a tasklet; False once no thread could."""
-        inbox = self.inbox
-        while not inbox.tasklets:
-            if not _threads.others_can_wake(self):
-                return False
-            inbox.wait(0.25)
-        self.take_posted()
-        return True
 
     def pop_watchdog(self, caller):
         """Leave ``run()``: drop ``caller`` and any deeper watchdogs, making those runnable."""

@@ -64,3 +64,25 @@ def test_only_the_scheduler_writes_the_head_of_the_ring():
                 if isinstance(target, ast.Attribute) and target.attr in ("current", "runcount"):
                     writers.add(name)
     assert writers == {"_scheduler"}
+
+
+def test_the_thread_side_of_the_scheduler_is_a_mixin_of_the_scheduler_alone():
+    from stackless_compat._scheduler import Scheduler
+    from stackless_compat._scheduler_threads import SchedulerThreads
+
+    assert SchedulerThreads in Scheduler.__mro__ and SchedulerThreads.__slots__ == ()
+    users = [name for name, tree in _modules() if name not in ("_scheduler", "_scheduler_threads")
+             and "_scheduler_threads" in _sibling_imports(tree)[0]]
+    assert users == []
+
+
+#: the style's "about 400 lines or less", for every Python module of the package
+MAX_LINES = 400
+
+
+def test_no_module_is_longer_than_about_400_lines():
+    for name in sorted(os.listdir(PACKAGE_DIR)):
+        if name.endswith(".py"):
+            with open(os.path.join(PACKAGE_DIR, name)) as source:
+                count = len(source.read().splitlines())
+            assert count <= MAX_LINES, "%s has %d lines: split it along a concept" % (name, count)
