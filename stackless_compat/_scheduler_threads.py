@@ -15,7 +15,7 @@ still wake it.  ``thread_ended`` empties the ring of a thread that is gone.
 
 from . import _threads
 
-__all__ = ["RunNext", "SchedulerThreads"]
+__all__ = ["OnOwner", "RunNext", "SchedulerThreads"]
 
 
 class RunNext:
@@ -25,6 +25,16 @@ class RunNext:
 
     def __init__(self, task):
         self.task = task
+
+
+class OnOwner:
+    """An inbox entry: call ``function(scheduler)`` on the owner thread (what
+    another thread may not change itself, such as the switch hooks)."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        self.function = function
 
 
 class SchedulerThreads:
@@ -43,7 +53,8 @@ class SchedulerThreads:
 
     def take_posted(self):
         """Insert the tasklets other threads made runnable (owner thread):
-        at the end, or right after the head if they asked it to run next."""
+        at the end, or right after the head if they asked it to run next;
+        make the calls they asked for (``OnOwner``)."""
         posted = self.inbox.tasklets
         for _ in range(len(posted)):  # only what is there now: a bounded batch
             task = posted.popleft()
@@ -55,6 +66,8 @@ class SchedulerThreads:
                     if task._next is not None:
                         self.remove(task)
                     self.insert_next(task)
+            elif task.__class__ is OnOwner:
+                task.function(self)
             elif task._next is None and task.alive and task._sched is self:
                 self.insert(task)
 
@@ -67,7 +80,12 @@ class SchedulerThreads:
         deadlock ``RuntimeError`` is raised.
         """
         inbox = self.inbox
-        while not inbox.wait(0.25):
+        while True:
+            if inbox.wait(0.25):
+                self.take_posted()
+                if self.current is not None:
+                    return self.current
+                continue  # only calls, or tasklets no longer runnable here: wait on
             if _threads.others_can_wake(self):
                 continue
             if channel is not None:
@@ -78,8 +96,6 @@ class SchedulerThreads:
             self.insert(source)
             raise RuntimeError("Deadlock: the last runnable tasklet cannot be blocked"
                                " and no other thread can wake it.")
-        self.take_posted()
-        return self.current
 
     def remove_from_afar(self, task):
         """Another thread's ``task.remove()``: unlink it from this ring, which
@@ -118,12 +134,20 @@ class SchedulerThreads:
         with ``next``, the next one this thread runs (``tasklet.run()``)."""
         self.inbox.post(RunNext(task) if next else task)
 
+    def call_on_owner(self, function):
+        """Have the owner thread call ``function(self)`` at its next switch (any thread)."""
+        self.inbox.post(OnOwner(function))
+
     def wait_for_posted(self):
-        """Wait until another thread posts a tasklet; False once no thread could."""
+        """Wait until another thread makes a tasklet runnable here (owner
+        thread); False once no thread could."""
         inbox = self.inbox
-        while not inbox.tasklets:
-            if not _threads.others_can_wake(self):
-                return False
-            inbox.wait(0.25)
-        self.take_posted()
-        return True
+        count = self.runcount
+        while True:
+            while not inbox.tasklets:
+                if not _threads.others_can_wake(self):
+                    return False
+                inbox.wait(0.25)
+            self.take_posted()
+            if self.runcount > count:
+                return True

@@ -9,7 +9,7 @@ a blocked tasklet is held by its channel.
 
 from functools import partial
 
-from . import _threads
+from . import _threads, _tracing
 from ._errors import TaskletExit, bomb, exc_to_bomb, make_bomb
 from ._state import current_scheduler
 from ._tasklet_state import TaskletState, as_flag
@@ -315,7 +315,8 @@ class tasklet(TaskletState):
             raise RuntimeError("tasklet has C state on its stack: a started tasklet"
                                " cannot move to another thread (a greenlet cannot"
                                " switch across threads)")
-        self._sched = target
+        old, self._sched = self._sched, target
+        _tracing.moved(self, old)
         return None
 
     # -- pickling ------------------------------------------------------------------

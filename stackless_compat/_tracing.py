@@ -38,7 +38,7 @@ import weakref
 
 from ._state import current_scheduler
 
-__all__ = ["get_function", "set_function", "start_untraced"]
+__all__ = ["get_function", "moved", "set_function", "start_untraced"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _KINDS = {"trace": 0, "profile": 1}
@@ -109,6 +109,27 @@ def set_function(task, kind, function):
         _SETTERS[index](function)
     elif index == 0 and function is not None:
         _trace_frames(task, function)
+
+
+def moved(task, old):
+    """``task``, which never ran, moved to another thread's scheduler from
+    ``old`` (``bind_thread``): its functions, if it has any, go with it.
+
+    The new scheduler learns it holds them and swaps from its next switch
+    on (the new thread's own switch hooks change on that thread: asked
+    through its inbox when another thread moved the tasklet there).
+    """
+    record = _holders.get(old)
+    if not record or record.pop(id(task), None) is None:
+        return
+    functions = task._tracers
+    _save(task, 0, functions[0])  # recorded under task._sched, the new scheduler
+    _save(task, 1, functions[1])
+    sched = task._sched
+    if sched is current_scheduler():
+        _start_swapping(sched)
+    else:
+        sched.call_on_owner(_start_swapping)
 
 
 def start_untraced(sched, prev):

@@ -5,6 +5,8 @@ import os
 import pstats
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -299,3 +301,98 @@ def test_python_m_cprofile_runs_a_program_of_tasklets_and_profiles_them(tmp_path
     # cProfile lists a function once it returned: both tasklets ran to their end under it
     assert "prog.py:4(echo)" in done.stdout and "prog.py:8(client)" in done.stdout
 
+
+
+# -- bind_thread: a traced tasklet that never ran takes its functions along -------
+
+def _call_names(log):
+    def tracer(frame, event, arg):  # the package's own frames aside (see compatibility.md)
+        if event == "call" and frame.f_code.co_filename == __file__:
+            log.append(frame.f_code.co_name)
+    return tracer
+
+
+def _traced_work():
+    pass
+
+
+def test_a_never_started_tasklet_moved_here_keeps_its_trace_function_and_the_old_thread_stops_swapping():
+    seen, box = [], {}
+
+    def other():
+        task = stackless.tasklet(_traced_work)
+        task.bind(_traced_work, ())  # alive, paused, never run
+        task.trace_function = _call_names(seen)
+        box["task"], box["sched"] = task, task._sched
+        box["moved"].wait(10)
+        stackless.tasklet(lambda: None)().run()  # a switch there, after the move
+        box["hooks"] = task._sched.switch_hooks, box["sched"].switch_hooks
+
+    box["moved"] = threading.Event()
+    thread = threading.Thread(target=other)
+    thread.start()
+    while "task" not in box:
+        time.sleep(0.001)
+    task = box["task"]
+    task.bind_thread()  # it moves here, with its trace function
+    box["moved"].set()
+    thread.join(10)
+    assert task.trace_function is not None
+    task.insert()
+    stackless.run()
+    assert seen == ["_traced_work"]
+    assert box["hooks"][1] == ()  # the old thread stopped swapping: the tasklet is not its
+
+
+def test_a_traced_tasklet_sent_to_another_thread_is_traced_there():
+    seen, box = [], {}
+    ready, moved = threading.Event(), threading.Event()
+
+    def other():
+        box["thread"] = threading.get_ident()
+        stackless.getcurrent()  # this thread's scheduler
+        ready.set()
+        moved.wait(10)
+        box["task"].insert()
+        stackless.run()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    ready.wait(10)
+    task = box["task"] = stackless.tasklet(_traced_work)
+    task.bind(_traced_work, ())
+    task.trace_function = _call_names(seen)
+    task.bind_thread(box["thread"])  # its functions go along, swapping starts there
+    moved.set()
+    thread.join(10)
+    assert seen == ["_traced_work"]
+    stackless.tasklet(lambda: None)().run()
+    assert stackless.getcurrent()._sched.switch_hooks == ()  # and stops here
+
+
+def test_a_thread_waiting_for_work_that_is_sent_a_traced_tasklet_waits_on():
+    seen, box = [], {}
+    ready = threading.Event()
+    channel = stackless.channel()
+
+    def other():
+        box["thread"] = threading.get_ident()
+        ready.set()
+        task = channel.receive()  # waits for this thread: only another one can wake it
+        task.insert()
+        stackless.run()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    ready.wait(10)
+    while not channel.balance:
+        time.sleep(0.001)
+    task = stackless.tasklet(_traced_work)
+    task.bind(_traced_work, ())
+    task.trace_function = _call_names(seen)
+    task.bind_thread(box["thread"])  # wakes the waiting thread, which has nothing to run yet
+    time.sleep(0.05)
+    assert thread.is_alive() and channel.balance == -1
+    channel.send(task)
+    thread.join(10)
+    assert seen == ["_traced_work"]
