@@ -404,6 +404,21 @@ def test_tempval_can_be_read_and_written():
     assert t.tempval == "value"
 
 
+def test_tempval_holds_the_bound_function_until_setup_then_none_as_in_stackless_c():
+    # taskletobject.c: bind(func) without arguments stores func in tempval
+    # (TASKLET_SETVAL), setup takes it from there and leaves None
+    t = stackless.tasklet(noop)
+    assert t.tempval is noop
+    t.bind(len)
+    assert t.tempval is len
+    t.bind(noop)
+    t.setup()
+    assert t.tempval is None and t.alive
+    t.kill()
+    assert stackless.tasklet().bind(noop, ()).tempval is None  # bind with arguments sets it up
+    assert stackless.tasklet(noop).bind(None).tempval is None
+
+
 # -- insert, remove -----------------------------------------------------------
 
 
