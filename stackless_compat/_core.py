@@ -17,7 +17,8 @@ the Python policy reads and writes it the same way on both paths.
 
 import os
 
-__all__ = ["SPEEDUPS", "TaskletCore", "ChannelCore", "SchedulerCore", "Hooks", "Shared"]
+__all__ = ["SPEEDUPS", "TaskletCore", "ChannelCore", "SchedulerCore", "Hooks", "Shared",
+           "watch_tracing"]
 
 
 class _PyTaskletCore:
@@ -78,9 +79,9 @@ class _PyShared:
         self.lock = None
 
 
-# which Python methods the C core calls (bumped when that changes): a stale
-# build of _speedups.c would call methods that are gone
-_PROTOCOL = 2
+# which Python methods the C core calls and what it offers (bumped when that
+# changes): a stale build of _speedups.c would call methods that are gone
+_PROTOCOL = 3
 
 
 def _speedups_or_none():
@@ -106,6 +107,15 @@ if SPEEDUPS:
 else:
     TaskletCore, ChannelCore, SchedulerCore = _PyTaskletCore, _PyChannelCore, _PySchedulerCore
     Hooks, Shared = _PyHooks, _PyShared
+
+
+def watch_tracing(callback):
+    """Have ``callback(scheduler)`` called when a thread whose scheduler swaps
+    nothing sets a trace or profile function (see ``_speedups.c``); True if
+    that happens (the C core), False on the pure-Python core."""
+    if SPEEDUPS:
+        _c.watch_tracing(callback)
+    return SPEEDUPS
 
 
 def connect(**objects):

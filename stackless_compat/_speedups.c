@@ -701,10 +701,63 @@ connect(PyObject *module, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
+/* Per-tasklet tracing (_tracing) swaps trace and profile functions at each
+ * switch only while a thread is seen to trace: asking CPython for both at
+ * every switch would cost every switch ~4%.  sys.settrace and sys.setprofile
+ * (and PyEval_SetTrace/SetProfile, so cProfile's enable() too) raise these
+ * audit events in the thread that sets a function, before setting it: a
+ * thread that swaps nothing yet (no switch hooks) hands its scheduler to
+ * _tracing, which starts swapping, so the function stays with the tasklet
+ * that set it (c6b).  Any other audited event costs this hook one compare;
+ * CPython keeps audit hooks for the process's life, so it is added once. */
+static PyObject *tracing_seen;  /* _tracing's callback(scheduler), or NULL */
+
+static int
+audit_tracing(const char *event, PyObject *args, void *data)
+{
+    SchedulerCore *sched;
+    PyObject *result;
+    if (event[0] != 's' || event[1] != 'y' || event[2] != 's'
+            || (strcmp(event, "sys.settrace") != 0 && strcmp(event, "sys.setprofile") != 0))
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (tracing_seen == NULL || Py_IsFinalizing())
+#else
+    if (tracing_seen == NULL || _Py_IsFinalizing())
+#endif
+        return 0;
+    sched = (SchedulerCore *)PyThread_tss_get(&current_key);
+    if (sched == NULL || sched->switch_hooks == NULL || !PyTuple_CheckExact(sched->switch_hooks)
+            || PyTuple_GET_SIZE(sched->switch_hooks) != 0)
+        return 0;  /* no scheduler in this thread, or it swaps (or has hooks) already */
+    result = PyObject_CallOneArg(tracing_seen, (PyObject *)sched);
+    if (result == NULL)
+        PyErr_WriteUnraisable(tracing_seen);  /* never fail the caller's settrace */
+    Py_XDECREF(result);
+    return 0;
+}
+
+static PyObject *
+watch_tracing(PyObject *module, PyObject *callback)
+{
+    int first = tracing_seen == NULL;
+    if (!PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "watch_tracing() needs a callable");
+        return NULL;
+    }
+    Py_XSETREF(tracing_seen, Py_NewRef(callback));
+    if (first && PySys_AddAuditHook(audit_tracing, NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"connect", (PyCFunction)(void (*)(void))connect, METH_VARARGS | METH_KEYWORDS,
      "connect(*, hooks, shared, bomb, start, collected)\n--\n\n"
      "Give the hand-over the Python objects it consults (once, from _core.connect)."},
+    {"watch_tracing", watch_tracing, METH_O,
+     "watch_tracing(callback)\n--\n\n"
+     "Call callback(scheduler) when a thread that swaps nothing sets a trace or profile function."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -744,8 +797,9 @@ PyInit__speedups(void)
             return NULL;
         }
     }
-    /* what _core checks: 2 since the slow cases call channel._send/_receive */
-    if (PyModule_AddIntConstant(module, "PROTOCOL", 2) < 0) {
+    /* what _core checks: 2 since the slow cases call channel._send/_receive,
+     * 3 since watch_tracing */
+    if (PyModule_AddIntConstant(module, "PROTOCOL", 3) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -8,9 +8,14 @@ install the incoming one's.  Asking CPython for them costs about 40 ns, 4%
 of a switch, so a thread starts swapping only once it is seen to trace:
 when some tasklet's ``trace_function`` or ``profile_function`` is set, or a
 tasklet that never ran starts while the thread has one (checked at each
-first run only).  Before that, ``sys.settrace`` inside a tasklet acts on the
-whole thread, as in CPython.  During a timed ``run()`` the watchdog owns
-``sys.settrace`` (``_watchdog``).
+first run only).  On the C core a thread also starts the moment one of its
+tasklets calls ``sys.settrace``/``sys.setprofile`` (an audit hook,
+``_speedups.c``, which costs nothing per switch), so the function stays with
+that tasklet, as in Stackless (c6b).  On the pure-Python core, before the
+thread swaps, ``sys.settrace`` inside a tasklet acts on the whole thread, as
+in CPython: a Python audit hook would be called for every audited event of
+the process (``id()``, ``open()``, imports), about 0.1 us each.  During a
+timed ``run()`` the watchdog owns ``sys.settrace`` (``_watchdog``).
 
 A tasklet's functions live in its ``_tracers`` slot (``[trace, profile]``,
 unset until it has one), so swapping needs no table and any tasklet
@@ -36,6 +41,7 @@ import os
 import sys
 import weakref
 
+from . import _core
 from ._state import current_scheduler
 
 __all__ = ["get_function", "moved", "set_function", "start_untraced"]
@@ -82,6 +88,9 @@ def _is_running(task):
 def _start_swapping(sched):
     if _swap not in sched.switch_hooks:
         sched.switch_hooks = sched.switch_hooks + (_swap,)
+
+
+_core.watch_tracing(_start_swapping)
 
 
 def get_function(task, kind):
@@ -197,14 +206,15 @@ def _swap(prev, next):
             _save(prev, 0, outgoing_trace)
     profile = _saved(next, 1) if swap_profile else None
     trace = _saved(next, 0) if swap_trace else None
-    if (trace is None and profile is None and sched.watchdog is None
-            and not _holders.get(sched)):
-        # nobody here traces any more: stop swapping
-        sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook is not _swap)
     if trace is not None:
         _trace_frames(next, trace)
     if swap_profile:
         sys.setprofile(profile)
     if swap_trace:
         sys.settrace(trace)
+    if (trace is None and profile is None and sched.watchdog is None
+            and not _holders.get(sched)):
+        # nobody here traces any more: stop swapping (after setting: on the C
+        # core a thread that swaps nothing starts again when a function is set)
+        sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook is not _swap)
     return next

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import stackless_compat as stackless
+from stackless_compat import _core
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -396,3 +397,27 @@ def test_a_thread_waiting_for_work_that_is_sent_a_traced_tasklet_waits_on():
     channel.send(task)
     thread.join(10)
     assert seen == ["_traced_work"]
+
+
+@pytest.mark.skipif(not _core.SPEEDUPS, reason="the C core's audit hook sees sys.setprofile;"
+                    " on the pure-Python core it reaches the next tasklet (compatibility.md)")
+def test_sys_setprofile_inside_a_tasklet_stays_with_it_while_nobody_else_traces():
+    seen = []
+
+    def task():
+        sys.setprofile(_profiler)
+        stackless.schedule()
+        seen.append(sys.getprofile())
+        sys.setprofile(None)
+
+    sched = stackless.getcurrent()._sched
+    stackless.tasklet(lambda: None)().run()  # a switch: a thread nobody traces stops swapping
+    assert sched.switch_hooks == ()  # so it swaps nothing before the call (c6b)
+    t = stackless.tasklet(task)()
+    t.run()
+    assert sys.getprofile() is None  # main's own: none
+    assert t.profile_function is _profiler
+    t.run()
+    assert seen == [_profiler]
+    stackless.tasklet(lambda: None)().run()
+    assert sched.switch_hooks == ()  # and stops swapping once nobody holds one
