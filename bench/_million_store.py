@@ -81,8 +81,9 @@ def time_sweep(server):
     """Seconds of the store work of one expiry sweep pass (due games, purge), which
     holds the store thread that every unloaded resume's read waits for."""
     store, ttl = server.app._chains.store, server.app.tombstone_timeout
+    timeout = server.app.continuation_timeout
     t0 = time.perf_counter()
-    store.read(lambda store, cursor: store.op_due(cursor, 100)).result(60)
+    store.submit(lambda store, cursor: store.op_due(cursor, 100, timeout)).result(60)
     store.submit(lambda store, cursor: store.op_purge(cursor, ttl)).result(60)
     return time.perf_counter() - t0
 

@@ -242,8 +242,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                 else:
                     text = _dumps(events)  # once: for the store and the game's size
                 recorded = self._commit(lambda store, cursor: store.op_record(
-                    cursor, chain.id, step, events, self.app.continuation_timeout,
-                    final=final, text=text))
+                    cursor, chain.id, step, events, final=final, text=text))
             except BaseException as exc:
                 # the store failed, or this request was abandoned (killed) while the
                 # commit was under way: memory may be ahead of the log, so it goes,

@@ -61,11 +61,13 @@ class ChainsInMemory:
         if self._sweep_hub is not current_hub():
             return  # the app is served by another hub now, which sweeps on its own
         try:
+            timeout = self.app.continuation_timeout
             for _ in range(20):  # at most 2,000 a pass; the rest at the next
-                due = self._wait(self.store.read(lambda store, cursor: store.op_due(cursor, 100)))
+                due, more = self._wait(self.store.submit(
+                    lambda store, cursor: store.op_due(cursor, 100, timeout)))
                 for chain_id in due:
                     self.expire(chain_id)
-                if len(due) < 100:
+                if not more:
                     break
             self._unload_stale()
             self._wait(self.store.submit(

@@ -12,6 +12,16 @@ Recording a step is a compare-and-set on the chain's step counter
 (``UPDATE ... WHERE step = ?``): when two processes race to answer the same
 step, exactly one wins and the other learns it lost.  Deadlines are computed
 with the store's clock, so several machines agree on them.
+
+A live chain expires ``timeout`` seconds (the app's ``continuation_timeout``)
+after its last step, ``updated + timeout``.  The indexed ``deadline`` column
+is only a lower bound of that: set when the chain starts and moved on by the
+sweep (``op_due``) when it finds the chain active since, never by a step.
+So a step writes two pages of the database (its row, the chain's row), not
+three: moving the chain's entry in the ``(state, deadline)`` index at every
+step cost about a quarter of a step's commit on SQLite (bench/durable.py).
+Stores written before kept the exact deadline there, which is also a lower
+bound: they need no migration.
 """
 
 import json
@@ -101,19 +111,20 @@ class LogOperations:
                        (chain, _dumps(events) if text is None else text))
         return True
 
-    def op_record(self, cursor, chain, step, events, timeout, final=None, text=None):
+    def op_record(self, cursor, chain, step, events, *, final=None, text=None):
         """Record step ``step`` if the chain still waits for it (compare-and-set).
 
         With ``final`` the controller finished: the chain becomes a small
         tombstone keeping its last page, and its log is deleted.  Returns
         False if another request or process recorded that step first.
-        ``text``: the events as JSON, if the caller has it.
+        ``text``: the events as JSON, if the caller has it.  The chain's
+        deadline follows its ``updated`` time (see the module's docstring).
         """
         q = self.statement
         if final is None:
             cursor.execute(q(
-                "UPDATE webcont_chains SET step = step + 1, deadline = {now} + ?, updated = {now}"
-                " WHERE chain = ? AND step = ? AND state = 'live'"), (timeout, chain, step))
+                "UPDATE webcont_chains SET step = step + 1, updated = {now}"
+                " WHERE chain = ? AND step = ? AND state = 'live'"), (chain, step))
             if cursor.rowcount != 1:
                 return False
             cursor.execute(q("INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
@@ -132,12 +143,13 @@ class LogOperations:
             cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return True
 
-    def op_load(self, cursor, chain):
-        """The chain and all its steps in one query, or None."""
+    def op_load(self, cursor, chain, timeout):
+        """The chain and all its steps in one query, or None; ``remaining`` is
+        counted from its last step with ``timeout`` (``continuation_timeout``)."""
         cursor.execute(self.sql(
-            "SELECT c.route, c.version, c.step, c.state, c.final, c.deadline - %s, s.events"
+            "SELECT c.route, c.version, c.step, c.state, c.final, c.updated + ? - %s, s.events"
             " FROM webcont_chains c LEFT JOIN webcont_steps s ON s.chain = c.chain"
-            " WHERE c.chain = ? ORDER BY s.step" % self.now_sql), (chain,))
+            " WHERE c.chain = ? ORDER BY s.step" % self.now_sql), (timeout, chain))
         rows = cursor.fetchall()
         if not rows:
             return None
@@ -173,12 +185,26 @@ class LogOperations:
                        (chain, step, seq, input, outcome))
         return True
 
-    def op_due(self, cursor, limit):
-        """Up to ``limit`` live chains past their deadline, oldest first (index scan)."""
+    def op_due(self, cursor, limit, timeout):
+        """``(due, more)``: the live chains idle for over ``timeout`` seconds among
+        the ``limit`` with the oldest ``deadline`` bound (an index scan), and
+        whether a next batch may hold more (this one was full).
+
+        The others examined took a step since their bound was set: it moves
+        to their real deadline, so each chain is examined at most once per
+        ``timeout`` while it is played.
+        """
         cursor.execute(self.sql(
-            "SELECT chain FROM webcont_chains WHERE state = 'live' AND deadline < %s"
-            " ORDER BY deadline LIMIT ?" % self.now_sql), (limit,))
-        return [row[0] for row in cursor.fetchall()]
+            "SELECT chain, updated + ? < %s FROM webcont_chains"
+            " WHERE state = 'live' AND deadline < %s ORDER BY deadline LIMIT ?"
+            % (self.now_sql, self.now_sql)), (timeout, limit))
+        rows = cursor.fetchall()
+        moved = [(timeout, chain) for chain, due in rows if not due]
+        if moved:
+            cursor.executemany(self.sql(
+                "UPDATE webcont_chains SET deadline = updated + ?"
+                " WHERE chain = ? AND state = 'live'"), moved)
+        return [chain for chain, due in rows if due], len(rows) == limit
 
     def op_end(self, cursor, chain, state, step=None):
         """Mark a live chain ``expired``, ``failed`` or ``broken``; delete its log.

@@ -30,7 +30,9 @@ class ChainsFromLog:
 
     def _read_log(self, chain_id):
         """The store's record of ``chain_id`` (its state and log), or None. (hub tasklet)"""
-        return self._wait(self.store.read(lambda store, cursor: store.op_load(cursor, chain_id)))
+        timeout = self.app.continuation_timeout
+        return self._wait(self.store.read(
+            lambda store, cursor: store.op_load(cursor, chain_id, timeout)))
 
     def _replayed(self, chain_id, record, controller, version):
         """``(chain, kind, page)``: a new Chain run again through ``record``'s log

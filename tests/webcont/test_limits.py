@@ -111,7 +111,7 @@ def _long_game(url, secret, steps):
         store.submit(lambda s, c: s.op_start(c, chain, "/", "v", [{}, []], 300)).result(30)
         # queued at once: the writer commits them in a few groups
         recorded = [store.submit(lambda s, c, step=step: s.op_record(
-            c, chain, step, [{"n": ["1"]}, []], 300)) for step in range(1, steps + 1)]
+            c, chain, step, [{"n": ["1"]}, []])) for step in range(1, steps + 1)]
         assert all(future.result(60) for future in recorded)
     finally:
         store.close()
