@@ -16,7 +16,7 @@ import stackless_compat as stackless
 from . import _calls, _clock, _recorder
 from ._continuations import CONTINUATION_PARAMETER, TimeoutException
 from ._hub import current_hub
-from ._recorder import Divergence, Recorder, active_recorders, new_uuid4
+from ._recorder import Divergence, Recorder, activate, deactivate, new_uuid4
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Chain:
 
     def run(self, request):
         """The body of the controller tasklet."""
-        active_recorders[id(stackless.getcurrent())] = self.recorder
+        activate(self.recorder)
         try:
             result = self.controller(request)
             if self.replay_steps is not None:
@@ -156,11 +156,11 @@ class Chain:
         except Divergence as divergence:
             self._reply(("diverged", divergence, None))
         except Exception:
-            active_recorders.pop(id(stackless.getcurrent()), None)  # log with the real clock
+            deactivate()  # log with the real clock
             log.exception("durable controller %s raised", getattr(self.controller, "__name__", "?"))
             self._reply(("error", None, None))
         finally:
-            active_recorders.pop(id(stackless.getcurrent()), None)
+            deactivate()
             if self.replies.balance < 0:  # left by SystemExit & co.: never hang the request
                 log.error("durable controller %s stopped without an answer",
                           getattr(self.controller, "__name__", "?"))
@@ -203,8 +203,10 @@ class Chain:
 
     # -- driver side (the request tasklet) -----------------------------------------
 
-    def start(self, parameters, environ, replay_steps=None):
-        """Start the controller, live or replaying ``replay_steps``; return its first reply."""
+    def start(self, parameters, environ, replay_steps=None, request_input=None):
+        """Start the controller, live or replaying ``replay_steps``; return its first reply.
+
+        ``request_input``: ``_input_of(parameters)``, if the caller made it."""
         request = DurableRequest(self, parameters, environ)
         if replay_steps:
             first_input, first_draws = replay_steps[0]
@@ -215,15 +217,17 @@ class Chain:
             self.step = 0
             self.slice_end = _clock.monotonic() + REPLAY_SLICE
         else:
-            self.pending_input = _input_of(parameters)
+            self.pending_input = _input_of(parameters) if request_input is None else request_input
         self.tasklet = current_hub().spawn(self.run, request)
         return self.replies.receive()
 
-    def resume(self, parameters, environ):
-        """Deliver the next request's input; return the controller's reply."""
+    def resume(self, parameters, environ, request_input=None):
+        """Deliver the next request's input; return the controller's reply.
+
+        ``request_input``: ``_input_of(parameters)``, if the caller made it."""
         if self.tasklet is None or not self.tasklet.alive:
             return "error", None, None  # its controller is gone: nothing to answer
-        self.pending_input = _input_of(parameters)
+        self.pending_input = _input_of(parameters) if request_input is None else request_input
         self.inputs.send((parameters, environ))
         return self.replies.receive()
 

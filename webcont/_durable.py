@@ -45,6 +45,7 @@ from ._owner import Owners
 from ._recorder import install_patches
 from ._refusals import Refusal
 from ._replay import ChainsFromLog, _text
+from ._operations import log_json
 from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -146,16 +147,18 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         if down is not None:
             return down
         controller, version = self.app.durable_routes[route]
-        if _size(_input_of(parameters)) > self.app.max_step_bytes:
+        request_input = _input_of(parameters)
+        input_text = log_json(request_input)
+        if _utf8_len(input_text) > self.app.max_step_bytes:
             return Refusal("too big", route)
         chain = Chain(self, self._new_chain_id(owner_token), route, controller, version)
         try:
-            kind, page, events = chain.start(parameters, environ)
+            kind, page, events = chain.start(parameters, environ, request_input=request_input)
             if kind == "final":
                 return page  # answered at once: nothing to remember
             if kind != "page":
                 return Refusal("error")
-            text = _dumps(events)  # once: for the store and the game's size
+            text = _events_text(input_text, events)
             self._commit(lambda store, cursor: store.op_start(
                 cursor, chain.id, route, version, events, self.app.continuation_timeout,
                 text=text))
@@ -210,12 +213,16 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             return Refusal("used", chain.route)  # that page holds the live id
         if step != chain.step:
             return self._stale(chain, chain.step, environ)
-        size = _size(_input_of(parameters))
+        # the input copied and written as JSON once: for the limits, then the log
+        request_input = _input_of(parameters)
+        input_text = log_json(request_input)
+        size = _utf8_len(input_text)
         if size > self.app.max_step_bytes:
             return Refusal("too big", chain.route)
         if chain.log_bytes + size > self.app.max_game_bytes:
             return Refusal("game too big", chain.route)
-        return self._transition(chain, step, parameters, environ, reloaded)
+        return self._transition(chain, step, parameters, environ, request_input, input_text,
+                                reloaded)
 
     def _stale(self, chain, current, environ):
         """The 409 for an answer to an old step; the owner gets the way on."""
@@ -224,11 +231,12 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             live_id = self.signer.make(chain.id, current)
         return Refusal("used", chain.route, live_id)
 
-    def _transition(self, chain, step, parameters, environ, reloaded=False):
+    def _transition(self, chain, step, parameters, environ, request_input, input_text,
+                    reloaded=False):
         chain.busy = True
         try:
             try:
-                kind, page, events = chain.resume(parameters, environ)
+                kind, page, events = chain.resume(parameters, environ, request_input)
                 if kind == "unavailable":  # a call's outcome could not be recorded
                     self._drop(chain)
                     return _unavailable(page)
@@ -240,7 +248,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                 if kind == "final":  # the tombstone keeps the last answer and its page
                     final = json.dumps([events[0], _text(page)], separators=(",", ":"))
                 else:
-                    text = _dumps(events)  # once: for the store and the game's size
+                    text = _events_text(input_text, events)
                 recorded = self._commit(lambda store, cursor: store.op_record(
                     cursor, chain.id, step, events, final=final, text=text))
             except BaseException as exc:
@@ -277,18 +285,19 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         """``chain`` recorded ``events`` (JSON ``text``) and answers ``page``."""
         chain.step += 1
         chain.last_digest = parameters_digest(events[0])
-        chain.log_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
+        chain.log_bytes += _utf8_len(text)
         self._keep_page(chain, page)
         chain.pending_calls = []
         # the store's deadline is the reference; this one stops a resume before a sweep
         chain.deadline = _clock.monotonic() + self.app.continuation_timeout
 
 
-def _dumps(value):
-    """``value`` as the log records it (JSON)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _events_text(input_text, events):
+    """``log_json(events)`` of a step's ``[input, draws]``, from its input's JSON."""
+    draws = events[1]
+    return "[%s,%s]" % (input_text, log_json(draws) if draws else "[]")
 
 
-def _size(value):
-    """UTF-8 bytes of ``value`` as the log records it."""
-    return len(_dumps(value).encode("utf-8"))
+def _utf8_len(text):
+    """UTF-8 bytes of ``text`` (no copy when it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))

@@ -24,7 +24,8 @@ import uuid
 
 from stackless_compat._state import current_or_none
 
-__all__ = ["Recorder", "Divergence", "install_patches", "active_recorders"]
+__all__ = ["Recorder", "Divergence", "install_patches", "activate", "deactivate",
+           "active_recorders"]
 
 
 class Divergence(BaseException):
@@ -94,15 +95,31 @@ class Recorder:
 # -- the module-level patches --------------------------------------------------
 
 active_recorders = {}  # id(tasklet) -> Recorder, for durable controllers (hub only)
+# the threads where durable controllers run (hubs): in any other thread a patched
+# call goes straight to the original (waitress' own thread reads the clock at
+# every request; the full look-up cost it ~1 us a call)
+controller_threads = set()
 _patch_lock = threading.Lock()
 _installed = False
+_get_ident = threading.get_ident
+
+
+def activate(recorder):
+    """Route the running tasklet's draws (a durable controller's, on its hub) to
+    ``recorder`` until ``deactivate``."""
+    controller_threads.add(_get_ident())
+    active_recorders[id(current_or_none())] = recorder
+
+
+def deactivate():
+    """The running tasklet draws from the real sources again."""
+    active_recorders.pop(id(current_or_none()), None)
 
 
 def _current_recorder():
-    if not active_recorders:
+    if _get_ident() not in controller_threads:
         return None
-    current = current_or_none()  # never creates a scheduler here
-    return None if current is None else active_recorders.get(id(current))
+    return active_recorders.get(id(current_or_none()))  # (creates no scheduler)
 
 
 def _from_logging():
@@ -114,7 +131,9 @@ def _from_logging():
 
 def _recording(kind, original, encode=None, decode=None):
     def patched(*args, **kwargs):
-        recorder = _current_recorder()
+        if _get_ident() not in controller_threads:  # _current_recorder, inlined: a hot path
+            return original(*args, **kwargs)
+        recorder = active_recorders.get(id(current_or_none()))
         if recorder is None or _from_logging():
             return original(*args, **kwargs)
         label = ",".join([repr(arg) for arg in args] +

@@ -557,18 +557,19 @@ def test_webconts_own_clock_is_never_recorded_as_a_controllers_draw():
     tasklet: its clock reads must not land in that controller's log."""
     import time as time_module
 
-    import stackless_compat as stackless
     from webcont import _clock, _recorder
     _recorder.install_patches()
     recorder = _recorder.Recorder()
-    _recorder.active_recorders[id(stackless.getcurrent())] = recorder
+    _recorder.activate(recorder)
     try:
         _clock.monotonic()
         assert recorder.pending == []
         time_module.monotonic()  # what the controller itself calls: recorded
         assert [kind for kind, _, _ in recorder.pending] == ["time.monotonic"]
     finally:
-        del _recorder.active_recorders[id(stackless.getcurrent())]
+        _recorder.deactivate()
+    time_module.monotonic()
+    assert len(recorder.pending) == 1  # not recorded once deactivated
 
 
 def test_ids_are_parsed_strictly_and_any_other_spelling_is_a_404_never_a_500(store_url):
