@@ -1,4 +1,4 @@
-"""The writes the hub commits itself, a group per pass, with no thread hand-over.
+"""The hub's writes, a group per pass: committed by the hub itself, or by the writer.
 
 On SQLite (``commits_here``) a local commit costs less than the two thread
 hand-overs of the store's writer thread (bench/durable.py), so the hub
@@ -6,7 +6,9 @@ queues its steps' writes here and commits them itself once the pass that
 queued them ends (``post``): every write queued before then shares one
 transaction.  If another process holds the write lock then, or the store
 is failing, the group goes to the writer thread, which may wait for the
-lock; the hub never does.
+lock; the hub never does.  Other stores (PostgreSQL, SQLite with FULL's
+fsync) hand the pass's group to the writer thread at once: one hand-over
+there and one outcome posted back a group, not one of each a step.
 
 The hub's connection checkpoints nothing itself (a checkpoint run by a
 commit held every request): every ``checkpoint_every`` operations it asks
@@ -117,7 +119,7 @@ class HubCommits:
         if not batch:
             return
         store = self.store
-        if store.failure is not None or not store.opened:
+        if not store.commits_here or store.failure is not None or not store.opened:
             self._to_writer(batch)  # not connected yet, or failing: the writer's turn
             return
         try:
@@ -138,13 +140,11 @@ class HubCommits:
         store.settle(results)
 
     def _to_writer(self, batch):
-        """Hand ``batch`` to the writer thread; its outcomes come back through ``post``."""
-        post, writes = self._post, []
-        for operation, mine in batch:
-            theirs = concurrent.futures.Future()
-            theirs.add_done_callback(lambda done, mine=mine: _post_outcome(post, done, mine))
-            writes.append((operation, theirs))
-        self.store.enqueue_writes(writes)
+        """Hand ``batch`` to the writer thread; its outcomes come back through ``post``,
+        all at once."""
+        group = _WriterGroup(self._post, [future for _, future in batch])
+        self.store.enqueue_writes([(operation, _Slot(group, number))
+                                   for number, (operation, _) in enumerate(batch)])
 
     def _connect(self):
         me = threading.get_ident()
@@ -177,14 +177,55 @@ class HubCommits:
             self.checkpointer.close()
 
 
-def _post_outcome(post, done, future):
-    """Complete the HubFuture ``future`` as ``done`` was, on the hub (any thread)."""
-    error = done.exception()
-    try:
-        if error is not None:
-            post(lambda: future.set_exception(error))
-        else:
-            result = done.result()
-            post(lambda: future.set_result(result))
-    except Exception:  # the hub is stopped: nobody waits any more
-        pass
+class _WriterGroup:
+    """A group the writer thread commits for the hub: its outcomes, gathered on the
+    writer thread, complete the group's HubFutures through one ``post``."""
+
+    __slots__ = ("post", "futures", "outcomes", "left", "lock")
+
+    def __init__(self, post, futures):
+        self.post = post
+        self.futures = futures
+        self.outcomes = [None] * len(futures)
+        self.left = len(futures)
+        self.lock = threading.Lock()  # (a group may be failed from another thread)
+
+    def settle(self, number, result, error):
+        with self.lock:
+            if self.outcomes[number] is not None:
+                return
+            self.outcomes[number] = (result, error)
+            self.left -= 1
+            if self.left:
+                return
+        try:
+            self.post(self._complete)
+        except Exception:  # the hub is stopped: nobody waits any more
+            pass
+
+    def _complete(self):
+        """(hub)"""
+        for future, (result, error) in zip(self.futures, self.outcomes):
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+
+class _Slot:
+    """What the writer thread completes for one operation of a ``_WriterGroup``
+    (the part of ``concurrent.futures.Future`` it uses)."""
+
+    __slots__ = ("group", "number")
+
+    def __init__(self, group, number):
+        self.group, self.number = group, number
+
+    def done(self):
+        return self.group.outcomes[self.number] is not None
+
+    def set_result(self, result):
+        self.group.settle(self.number, result, None)
+
+    def set_exception(self, error):
+        self.group.settle(self.number, None, error)

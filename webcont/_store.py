@@ -112,11 +112,9 @@ class LogStore(LogOperations):
         hand-over (``commits_here`` stores: SQLite; ``_hubcommits``).  If
         another connection holds the write lock then, the batch goes to the
         writer thread, which waits for the lock; the caller never does.
-        Other stores queue to the writer thread at once.  Only one thread
-        may use it.
+        Other stores hand the batch to the writer thread then.  Only one
+        thread may use it.
         """
-        if not self.commits_here:
-            return self.submit(operation)
         return self._hub_commits.add(operation, post)
 
     def enqueue_writes(self, batch):

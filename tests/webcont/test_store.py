@@ -162,13 +162,56 @@ def test_commit_soon_never_waits_for_another_process_lock_the_writer_thread_does
     assert count(store) == 1
 
 
-def test_with_synchronous_full_commit_soon_leaves_the_fsync_to_the_writer_thread(tmp_path):
+def run_posted_until(posted, condition, timeout=10.0):
+    """Run what was posted to the hub (this thread) until ``condition()``."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        while posted:
+            posted.pop(0)()
+        time.sleep(0.001)
+    return condition()
+
+
+def test_with_synchronous_full_commit_soon_hands_the_passs_group_to_the_writer_thread(
+        tmp_path):
     store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
     try:
         posted, ran_on = [], []
-        future = store.commit_soon(started_on(store, "a", ran_on), posted.append)
-        assert posted == [] and future.result(10) is True
-        assert ran_on[0] != threading.get_ident()
+        commits = store.commits
+        futures = [store.commit_soon(started_on(store, chain, ran_on), posted.append)
+                   for chain in ("a", "b", "c")]
+        assert len(posted) == 1 and ran_on == []  # one flush, when the pass ends
+        posted.pop()()
+        # the writer commits (and fsyncs) the group; its outcomes come back in one post
+        assert run_posted_until(posted, lambda: all(future.done() for future in futures))
+        assert [future.result() for future in futures] == [True, True, True]
+        assert len(set(ran_on)) == 1 and ran_on[0] != threading.get_ident()
+        assert store.commits == commits + 1
+    finally:
+        store.close()
+
+
+def test_a_group_the_writer_commits_comes_back_to_the_hub_in_one_post(tmp_path):
+    store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    try:
+        posted, outcomes = [], []
+
+        def fails(s, cursor):
+            raise ValueError("this one fails alone")
+        futures = [store.commit_soon(started_on(store, "a", []), posted.append),
+                   store.commit_soon(fails, posted.append),
+                   store.commit_soon(started_on(store, "b", []), posted.append)]
+        posted.pop()()
+        deadline = time.monotonic() + 10
+        while not posted and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.1)
+        assert len(posted) == 1 and not any(future.done() for future in futures)
+        posted.pop()()  # on the hub: every outcome of the group at once
+        for future in futures:
+            outcomes.append(future.exception() or future.result())
+        assert outcomes[0] is True and isinstance(outcomes[1], ValueError)
+        assert outcomes[2] is True and count(store) == 2
     finally:
         store.close()
 
