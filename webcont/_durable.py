@@ -118,8 +118,10 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         return self.owners.tagged_id(owner_token, base)
 
     def _commit(self, operation):
-        """Commit a step's write with the others of this hub pass; its result (hub tasklet)."""
-        return self._wait(self.store.commit_soon(operation, current_hub().post))
+        """Commit a step's write with the others of this hub pass, or at once if the
+        pass has no other; its result (hub tasklet)."""
+        hub = current_hub()
+        return self._wait(self.store.commit_soon(operation, hub.post, hub.alone()))
 
     def health(self, detailed=True):
         """``(reachable, detail)`` of the store: a write through the writer thread

@@ -253,6 +253,11 @@ class Hub:
     def _timers_changed(self):
         """Hook for drivers that must wake up for an earlier timer."""
 
+    def alone(self):
+        """True if this pass will end with nothing else to run: then a write made
+        now may be committed at once, with no other step to wait for. (hub)"""
+        return False
+
     # -- shutdown (hub) -----------------------------------------------------------
 
     def kill_all(self):

@@ -100,17 +100,23 @@ class HubCommits:
         self._operations = 0      # committed here since the last checkpoint
         self._post = None         # the hub's post (its thread runs the flush)
 
-    def add(self, operation, post):
+    def add(self, operation, post, now=False):
         """Queue ``operation``; the first of a group asks ``post`` for the flush.
 
         Returns a ``HubFuture``, completed on the thread that runs ``post``'s
-        callbacks (the hub).
+        callbacks (the hub).  ``now`` (no other write will join it): a store
+        that commits here commits it at once, and the future is done on return
+        (a lone step's commit then costs its waiter no switch, no post, no
+        timer: ~40 Python calls at c=1).
         """
         future = HubFuture()
         self._batch.append((operation, future))
         if len(self._batch) == 1:
             self._post = post
-            post(self.flush)
+            if now and self.store.commits_here:
+                self.flush()
+            else:
+                post(self.flush)
         return future
 
     def flush(self):

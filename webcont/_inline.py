@@ -80,6 +80,13 @@ class InlineHub(Hub):
             for callback in after:
                 self.post(callback)
 
+    def alone(self):
+        """In a waitress task, with no request queued behind it nor anything the
+        hub posted itself: the task's drain is its whole pass. (hub)"""
+        after = self._after_task
+        return after is not None and not after and self.server_idle is not None \
+            and self.server_idle()
+
     def _serve_task(self, service, what):
         """The body of a task tasklet: waitress answers one request."""
         me = stackless.getcurrent()

@@ -104,8 +104,12 @@ class LogStore(LogOperations):
 
     # -- commits made by the calling thread (the hub) ------------------------------
 
-    def commit_soon(self, operation, post):
+    def commit_soon(self, operation, post, now=False):
         """Queue a write that the calling thread commits itself; a Future of its result.
+
+        ``now``: nothing else will join the group (the caller knows its pass
+        ends with this write): commit it at once, with no ``post``, on stores
+        that commit here.
 
         Every write queued this way before ``post`` runs the flush shares one
         transaction, committed on the calling thread with no thread
@@ -115,7 +119,7 @@ class LogStore(LogOperations):
         Other stores hand the batch to the writer thread then.  Only one
         thread may use it.
         """
-        return self._hub_commits.add(operation, post)
+        return self._hub_commits.add(operation, post, now)
 
     def enqueue_writes(self, batch):
         """Queue ``[(operation, future)]`` for the writer thread (any thread)."""

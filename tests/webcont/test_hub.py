@@ -335,3 +335,23 @@ def test_what_the_inline_hub_posts_itself_in_a_task_runs_as_it_ends_unless_reque
     finally:
         hub.unbind()  # this thread drove it: no later test may find it current
         hub.close()
+
+
+def test_the_inline_hub_is_alone_in_a_task_with_nothing_queued_nor_posted():
+    from webcont._inline import InlineHub
+    queued, idle, seen = [], [True], []
+    hub = InlineHub(server_post=queued.append, server_idle=lambda: idle[0])
+
+    def service():
+        seen.append(hub.alone())
+        hub.post(lambda: None)  # something of the hub's own now runs when the task ends
+        seen.append(hub.alone())
+    try:
+        assert not hub.alone()  # outside a task: nobody knows what comes
+        hub.serve_task(service, "a lone request")
+        idle[0] = False
+        hub.serve_task(service, "one of several")
+        assert seen == [True, False, False, False]
+    finally:
+        hub.unbind()
+        hub.close()

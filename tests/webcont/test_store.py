@@ -140,6 +140,17 @@ def test_writes_queued_with_commit_soon_share_one_commit_made_by_the_calling_thr
         store.close()
 
 
+def test_a_write_the_pass_ends_with_is_committed_at_once_with_nothing_posted(tmp_path):
+    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
+    try:
+        posted, ran_on = [], []
+        future = store.commit_soon(started_on(store, "a", ran_on), posted.append, now=True)
+        assert future.done() and future.result() is True and posted == []
+        assert ran_on == [threading.get_ident()] and count(store) == 1
+    finally:
+        store.close()
+
+
 def test_commit_soon_never_waits_for_another_process_lock_the_writer_thread_does(
         store_and_rival):
     store, rival = store_and_rival
@@ -253,3 +264,16 @@ def test_a_hub_future_keeps_its_first_outcome_and_calls_back_late_callbacks_at_o
     future.set_exception(ValueError("too late"))  # the first outcome wins
     future.add_done_callback(lambda done: seen.append(("late", done.result())))
     assert seen == [("early", 1), ("late", 1)] and future.exception() is None
+
+
+def test_a_write_committed_at_once_goes_to_the_writer_thread_when_another_holds_the_lock(
+        store_and_rival):
+    store, rival = store_and_rival
+    posted, ran_on = [], []
+    rival.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    future = store.commit_soon(started_on(store, "waiting", ran_on), posted.append, now=True)
+    assert time.monotonic() - started < 1.0 and not future.done()  # the hub went on
+    rival.execute("COMMIT")
+    assert run_posted_until(posted, future.done)
+    assert future.result() is True and ran_on[-1] != threading.get_ident()
