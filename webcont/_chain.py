@@ -16,7 +16,7 @@ import stackless_compat as stackless
 from . import _calls, _clock, _recorder
 from ._continuations import CONTINUATION_PARAMETER, TimeoutException
 from ._hub import current_hub
-from ._recorder import Divergence, Recorder, activate, deactivate, new_uuid4
+from ._recorder import Divergence, Recorder, activate, deactivate, driving, new_uuid4
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class Chain:
         else:
             self.pending_input = _input_of(parameters) if request_input is None else request_input
         self.tasklet = current_hub().spawn(self.run, request)
-        return self.replies.receive()
+        return driving(self.replies.receive)
 
     def resume(self, parameters, environ, request_input=None):
         """Deliver the next request's input; return the controller's reply.
@@ -228,8 +228,11 @@ class Chain:
         if self.tasklet is None or not self.tasklet.alive:
             return "error", None, None  # its controller is gone: nothing to answer
         self.pending_input = _input_of(parameters) if request_input is None else request_input
-        self.inputs.send((parameters, environ))
-        return self.replies.receive()
+
+        def answer():
+            self.inputs.send((parameters, environ))
+            return self.replies.receive()
+        return driving(answer)
 
     def unload(self):
         """Drop the controller tasklet from memory (its ``finally:`` blocks run)."""

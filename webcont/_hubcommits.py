@@ -94,6 +94,7 @@ class HubCommits:
 
     def __init__(self, store):
         self.store = store
+        self.here = store.commits_here  # (fixed for a store; read once)
         self.checkpointer = None  # its thread, started at the first checkpoint
         self._connection = None   # (thread id, connection) of the committing thread
         self._batch = []          # [(operation, HubFuture)] not committed yet
@@ -113,7 +114,7 @@ class HubCommits:
         self._batch.append((operation, future))
         if len(self._batch) == 1:
             self._post = post
-            if now and self.store.commits_here:
+            if now and self.here:
                 self.flush()
             else:
                 post(self.flush)
@@ -125,7 +126,7 @@ class HubCommits:
         if not batch:
             return
         store = self.store
-        if not store.commits_here or store.failure is not None or not store.opened:
+        if not self.here or store.failure is not None or not store.opened:
             self._to_writer(batch)  # not connected yet, or failing: the writer's turn
             return
         try:

@@ -12,7 +12,9 @@ The seed's ``guess_the_number`` calls ``random.randint`` itself, so while a
 durable controller runs, the module-level functions of ``random`` and
 ``time`` listed in ``_PATCHED`` are routed to its recorder; every other
 tasklet and thread still gets the originals (the patch looks up the running
-tasklet first).  Code that bound a function before (``from random import
+tasklet first, and only while a controller's driver waits for it on that
+thread, ``driving``: a controller's draws after its game ended, in a cleanup
+run by expiry or unloading, are not recorded).  Code that bound a function before (``from random import
 random``) bypasses this: ``webcont.testing.replay_check`` catches it.
 """
 
@@ -24,7 +26,7 @@ import uuid
 
 from stackless_compat._state import current_or_none
 
-__all__ = ["Recorder", "Divergence", "install_patches", "activate", "deactivate",
+__all__ = ["Recorder", "Divergence", "install_patches", "activate", "deactivate", "driving",
            "active_recorders"]
 
 
@@ -95,10 +97,12 @@ class Recorder:
 # -- the module-level patches --------------------------------------------------
 
 active_recorders = {}  # id(tasklet) -> Recorder, for durable controllers (hub only)
-# the threads where durable controllers run (hubs): in any other thread a patched
-# call goes straight to the original (waitress' own thread reads the clock at
-# every request; the full look-up cost it ~1 us a call)
-controller_threads = set()
+# thread id -> how many durable controllers run there now, their drivers waiting
+# (``driving``): where none does, a patched call goes straight to the original
+# (waitress reads the clock 8 times a request, 5 of them on the hub, between
+# controllers; the full look-up cost ~1 us a call).  Per thread: a thread only
+# changes its own count, so hubs on several threads never lose an update.
+_running = {}
 _patch_lock = threading.Lock()
 _installed = False
 _get_ident = threading.get_ident
@@ -107,7 +111,6 @@ _get_ident = threading.get_ident
 def activate(recorder):
     """Route the running tasklet's draws (a durable controller's, on its hub) to
     ``recorder`` until ``deactivate``."""
-    controller_threads.add(_get_ident())
     active_recorders[id(current_or_none())] = recorder
 
 
@@ -116,8 +119,19 @@ def deactivate():
     active_recorders.pop(id(current_or_none()), None)
 
 
+def driving(receive):
+    """``receive()``, the reply of a controller that runs meanwhile (its driver's
+    wait): patched calls look for a recorder only while some controller runs."""
+    me = _get_ident()
+    _running[me] = _running.get(me, 0) + 1
+    try:
+        return receive()
+    finally:
+        _running[me] -= 1
+
+
 def _current_recorder():
-    if _get_ident() not in controller_threads:
+    if not _running.get(_get_ident()):
         return None
     return active_recorders.get(id(current_or_none()))  # (creates no scheduler)
 
@@ -131,7 +145,7 @@ def _from_logging():
 
 def _recording(kind, original, encode=None, decode=None):
     def patched(*args, **kwargs):
-        if _get_ident() not in controller_threads:  # _current_recorder, inlined: a hot path
+        if not _running.get(_get_ident()):  # _current_recorder, inlined: a hot path
             return original(*args, **kwargs)
         recorder = active_recorders.get(id(current_or_none()))
         if recorder is None or _from_logging():

@@ -561,11 +561,16 @@ def test_webconts_own_clock_is_never_recorded_as_a_controllers_draw():
     _recorder.install_patches()
     recorder = _recorder.Recorder()
     _recorder.activate(recorder)
-    try:
+
+    def controller_runs():  # (what its driver waits for: its reply)
         _clock.monotonic()
         assert recorder.pending == []
         time_module.monotonic()  # what the controller itself calls: recorded
         assert [kind for kind, _, _ in recorder.pending] == ["time.monotonic"]
+    try:
+        _recorder.driving(controller_runs)
+        time_module.monotonic()  # no controller runs: nothing to look up
+        assert len(recorder.pending) == 1
     finally:
         _recorder.deactivate()
     time_module.monotonic()
