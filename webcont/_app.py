@@ -167,6 +167,9 @@ class SessionlessApp:
         self._pool.shutdown(timeout)
         self._loop.shutdown(max(0.0, deadline - _clock.monotonic()))
         self._durable.close()
+        # served again after this: a new pool and loop (each starts at its first use)
+        self._pool = ThreadPool(self.to_thread_workers)
+        self._loop = EventLoopThread()
 
     def open(self, timeout=10.0, secret_source=None):
         """Open the durable store now, from the thread starting the server (not the hub).

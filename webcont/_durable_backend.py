@@ -122,9 +122,12 @@ class DurableBackend:
                            else "store unreachable")
 
     def close(self):
-        """Close the store after its queued writes are committed."""
-        if self.store is not None:
-            self.store.close()
+        """Close the store after its queued writes are committed.  The app served
+        again opens a new one (its games come back from the log by replay):
+        a closed store refuses everything, and its chains died with the hub."""
+        store, self.store, self.chains = self.store, None, None
+        if store is not None:
+            store.close()
 
 
 def open_log_store(app):

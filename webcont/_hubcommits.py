@@ -126,8 +126,9 @@ class HubCommits:
         if not batch:
             return
         store = self.store
-        if not self.here or store.failure is not None or not store.opened:
-            self._to_writer(batch)  # not connected yet, or failing: the writer's turn
+        if not self.here or store.failure is not None or not store.opened or store.closed:
+            # not connected yet, failing or closed (it refuses): the writer's turn
+            self._to_writer(batch)
             return
         try:
             results = store.transaction(self._connect(), batch, store.begin_now)

@@ -69,6 +69,11 @@ class LogStore(LogOperations):
         self._thread.start()
 
     @property
+    def closed(self):
+        """True once ``close`` began: every operation is refused (StoreUnavailable)."""
+        return self._closing
+
+    @property
     def where(self):
         """The store's URL with any password hidden (for logs and messages)."""
         return hide_password(self.url)

@@ -7,7 +7,7 @@ import webcont
 from webcont import _durable_backend
 
 from . import durable_apps
-from .test_durable import ID, InProcess
+from .test_durable import ID, InProcess, tokens
 
 
 def test_requests_arriving_while_the_store_opens_wait_for_that_one_opening(tmp_path, monkeypatch):
@@ -66,3 +66,44 @@ def test_an_app_served_again_by_a_new_hub_sweeps_there(tmp_path):
         if second is not None:
             second.gateway.close()
         first.gateway.close()
+
+
+def test_an_app_closed_and_served_again_gets_a_new_store_pool_and_loop(tmp_path):
+    ledger = tmp_path / "calls.txt"
+    app = durable_apps.charger_app("sqlite:///%s" % (tmp_path / "g.db"), str(ledger))
+    game = InProcess.__new__(InProcess)
+    game.app, game.gateway, game.cookies = app, webcont.gateway(app), {}
+    _, page = game.get()
+    closed = app._durable.store
+    game.gateway.close()  # closes the app too: its store, to_thread pool and await_ loop
+    assert closed.closed
+    game.gateway = webcont.gateway(app)
+    try:
+        started = time.monotonic()
+        status, page = game.step(ID.search(page).group(1))
+        # replayed from the log, and this step's to_thread and await_ calls ran
+        assert status == 200 and len(tokens(page)) == 4, page
+        assert time.monotonic() - started < 10
+        assert app._durable.store is not closed and not app._durable.store.closed
+        assert game.get(cookies={})[0] == 200  # and a new game starts there
+    finally:
+        game.gateway.close()
+
+
+def test_a_closed_store_refuses_what_the_hub_would_commit_itself(tmp_path):
+    from webcont._dialects import open_store
+    from webcont._store import StoreUnavailable
+    store = open_store("sqlite:///%s" % (tmp_path / "g.db"))
+    store.close()
+    posted = []
+    future = store.commit_soon(lambda s, cursor: s.op_start(cursor, "c", "/", "v", [{}], 60),
+                               posted.append, now=True)
+    while posted:
+        posted.pop(0)()
+    assert future.done()
+    try:
+        future.result()
+    except StoreUnavailable as exc:
+        assert "closed" in str(exc)
+    else:
+        raise AssertionError("a closed store committed a write")
