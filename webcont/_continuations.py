@@ -169,6 +169,23 @@ class ContinuationStore:
         while len(tombstones) > self.max_tombstones or self._replay_bytes > self.max_replay_bytes:
             self._forget_oldest()
 
+    def settle(self, id, state, game=None, digest=None, response=None):
+        """The request that took ``id`` (``take``) ended: its ``"running"``
+        tombstone becomes ``state`` in place (``Tombstone`` says what the
+        others mean).  One tombstone a step, not two, and it keeps its place
+        in the TTL order; a new one if the bounds forgot it meanwhile."""
+        tombstone = self._tombstones.get(id)
+        if tombstone is None or tombstone.state != "running":
+            self.remember(id, Tombstone(state, digest, response, game))
+            return
+        tombstone.state = state
+        tombstone.digest = digest
+        if response is not None and len(response[2]) <= self.max_replay_bytes:
+            tombstone.response = response  # else a resubmission gets 409, as remember() says
+            self._replay_bytes += len(response[2])
+            while self._replay_bytes > self.max_replay_bytes:
+                self._forget_oldest()
+
     def forget_due(self, now=None):
         """Drop the tombstones past their TTL (oldest first: O(1) per tombstone)."""
         now = self.clock() if now is None else now

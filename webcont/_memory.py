@@ -128,15 +128,14 @@ class MemoryContinuations:
         try:
             reply = await_page(channel, controller)
         except stackless.TaskletExit:  # abandoned: the controller is gone
-            store.remember(id, Tombstone("failed", game=game))
+            store.settle(id, "failed", game)
             raise
         answer = self.app._render(reply)
         if answer.status.startswith("200"):
-            store.remember(id, Tombstone("used", parameters_digest(parameters),
-                                         tuple(answer), game))
+            store.settle(id, "used", game, parameters_digest(parameters), tuple(answer))
             self._keep_page(game, answer.body)
         else:
-            store.remember(id, Tombstone("failed", game=game))
+            store.settle(id, "failed", game)
         return answer
 
     def _show(self, continuation, environ):

@@ -119,3 +119,29 @@ def test_the_parameters_digest_tells_different_submissions_apart():
     assert parameters_digest({"a": ["1"]}) != parameters_digest({"a": ["1", "1"]})
     assert parameters_digest({"a": ["1", "2"]}) != parameters_digest({"a": ["2", "1"]})
     assert parameters_digest({"a": ["\udcff"]})  # lone surrogates do not break it
+
+
+def test_a_settled_step_keeps_its_one_tombstone_in_place_with_its_page_counted():
+    clock = FakeClock()
+    store = ContinuationStore(100, clock=clock, tombstone_ttl=10, max_replay_bytes=1000)
+    store.add("a", None, 60)
+    store.add("b", None, 60)
+    store.take("a")
+    running = store.tombstone("a")
+    clock.now += 1
+    store.remember("x", Tombstone("expired"))
+    store.take("b")
+    store.settle("a", "used", None, b"d" * 16, ("200 OK", [], b"p" * 400))
+    store.settle("b", "failed")
+    assert store.tombstone("a") is running  # the same object, not a second one
+    assert (running.state, running.digest, running.response[2]) == ("used", b"d" * 16, b"p" * 400)
+    assert list(store._tombstones) == ["a", "x", "b"]  # still ordered by forget_at
+    assert running.forget_at == 1000.0 + 10 and store.tombstone("b").state == "failed"
+    assert store._replay_bytes == 400
+    store.take("c")  # (never live: nothing)
+    store.add("c", None, 60)
+    store.take("c")
+    store.settle("c", "used", None, b"", ("200 OK", [], b"q" * 700))  # past the budget
+    assert store.tombstone("a") is None and store._replay_bytes == 700
+    store.settle("gone", "used", None, b"", ("200 OK", [], b"r" * 5000))  # forgotten: a new one
+    assert store.tombstone("gone").state == "used" and store.tombstone("gone").response is None
