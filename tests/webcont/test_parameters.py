@@ -1,10 +1,12 @@
 """Parameter parsing and option validation: the edge where bad input is refused."""
 
 import io
+from urllib.parse import parse_qs
 
 import pytest
+from hypothesis import given, strategies as st
 
-from webcont._parameters import BadRequest, parse_parameters
+from webcont._parameters import BadRequest, _parse, parse_parameters
 from webcont._settings import APP_OPTIONS, validate
 
 
@@ -63,3 +65,25 @@ def test_options_are_validated_and_unknown_ones_named():
         validate({"max_continuations": 0}, APP_OPTIONS)
     with pytest.raises(ValueError, match="max_fields"):
         validate({"max_fields": 1.5}, APP_OPTIONS)
+
+
+@given(st.text(alphabet="ab=&;%+2Fé \x00", max_size=30), st.integers(0, 6))
+def test_queries_are_parsed_as_parse_qs_parses_them_with_or_without_escapes(text, most):
+    """``_parse`` splits a query with nothing to unquote itself: the same
+    fields and values as ``parse_qs`` in every case, and the same refusal."""
+    try:
+        expected = parse_qs(text, max_num_fields=most, errors="strict")
+    except ValueError as error:
+        with pytest.raises(type(error)):
+            _parse(text, most)
+    else:
+        assert _parse(text, most) == expected
+
+
+def test_a_game_steps_query_is_split_without_parse_qs(monkeypatch):
+    import webcont._parameters as parameters
+    monkeypatch.setattr(parameters, "parse_qs", None)  # would raise TypeError if called
+    assert parse_parameters(environ("__wc=Ab-_9&guess=42&=x&y&z=&guess=7")) == {
+        "__wc": ["Ab-_9"], "guess": ["42", "7"], "": ["x"]}
+    with pytest.raises(BadRequest, match="more than 3 fields"):
+        parse_parameters(environ("a=1&b=2&c=3&d=4"), max_fields=3)
