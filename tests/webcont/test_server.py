@@ -100,3 +100,67 @@ def test_read_timeout_and_connection_limit_are_validated_and_defaulted():
         server.gateway.close()
     with pytest.raises(ValueError, match="read_timeout"):
         Server(fixture_apps.demo(), port=0, read_timeout=0)
+
+
+class _DummyServer:
+    def __init__(self, app):
+        from waitress.adjustments import Adjustments
+        self.application = app
+        self.adj = Adjustments()
+        self.server_name = "localhost"
+        self.effective_port = 8080
+
+
+class _DummyChannel:
+    """What a waitress task needs of its connection; records what it is given to send."""
+
+    def __init__(self, app):
+        self.server = _DummyServer(app)
+        self.adj = self.server.adj
+        self.addr = ("127.0.0.1", 50000)
+        self.writes = []
+
+    def write_soon(self, data):
+        self.writes.append(bytes(data))
+        return len(data)
+
+    def check_client_disconnected(self):
+        return False
+
+
+def _serve_once(chunks, status="200 OK", headers=(("Content-Type", "text/plain"),)):
+    """Run one request through webcont's waitress task; what it handed to the connection."""
+    from waitress.parser import HTTPRequestParser
+    from webcont._server import _Task
+
+    def app(environ, start_response):
+        start_response(status, list(headers))
+        return chunks
+    channel = _DummyChannel(app)
+    request = HTTPRequestParser(channel.adj)
+    request.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    _Task(channel, request).service()
+    return channel.writes
+
+
+def test_a_page_of_known_length_goes_to_the_connection_in_one_write_with_its_head():
+    writes = _serve_once([b"<p>page</p>"])  # one chunk: waitress knows its length
+    assert len(writes) == 1
+    head, _, body = writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 11" in head
+    assert body == b"<p>page</p>"
+    writes = _serve_once([b"12345"], headers=[("Content-Length", "5")])
+    assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\n12345")
+
+
+def test_other_responses_take_waitress_own_path_unchanged():
+    # several chunks, no length: chunked, the head first
+    writes = _serve_once([b"ab", b"cd"])
+    assert b"Transfer-Encoding: chunked" in writes[0] and writes[0].endswith(b"\r\n\r\n")
+    assert b"".join(writes[1:]) == b"2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"
+    # a status without a body: the head alone
+    writes = _serve_once([b""], status="304 Not Modified")
+    assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 304")
+    # more than the Content-Length said: cut to it, as waitress does
+    writes = _serve_once([b"1234567"], headers=[("Content-Length", "5")])
+    assert writes[1:] == [b"12345"] and b"Content-Length: 5" in writes[0]

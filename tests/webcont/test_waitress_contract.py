@@ -8,8 +8,11 @@ connection's ``service()`` runs in a hub tasklet and its busy loop goes), the
 task dispatcher's ``add_task``/``queue``/``active_count``/``queue_logger``,
 the server's ``_map``/``accepting``/``active_channels``/``pull_trigger`` for
 the graceful stop, a channel's ``requests``/``will_close``/
-``close_when_flushed``/``total_outbufs_len`` in ``writable()``, and its
-``received()``/``request`` for the read timeout.
+``close_when_flushed``/``total_outbufs_len`` in ``writable()``, its
+``received()``/``request`` for the read timeout, and its ``task_class``,
+whose ``write()`` webcont's task takes over for a response's first bytes
+(``build_response_header``, ``wrote_header``, ``complete``, ``has_body``,
+``chunked_response``, ``content_length``, ``content_bytes_written``).
 """
 
 import inspect
@@ -18,7 +21,7 @@ from importlib.metadata import version
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
-from waitress.task import ThreadedTaskDispatcher
+from waitress.task import Task, ThreadedTaskDispatcher, WSGITask
 
 from webcont._server import Server
 
@@ -65,6 +68,18 @@ def test_a_channel_keeps_its_half_read_request_until_it_is_complete():
     assert "self.request = None" in source and "self.request.completed" in source
     assert "self.will_close" in inspect.getsource(HTTPChannel.writable)
     assert "self.handle_close()" in inspect.getsource(HTTPChannel.handle_write)
+
+
+def test_a_task_writes_its_head_once_then_the_bytes_its_length_allows():
+    # webcont._server._Task.write does the first write itself, as Task.write would
+    assert "self.task_class(self, request)" in inspect.getsource(HTTPChannel.service)
+    assert HTTPChannel.task_class is WSGITask and WSGITask.write is Task.write
+    source = inspect.getsource(Task.write)
+    for name in ("self.complete", "self.wrote_header", "self.build_response_header()",
+                 "self.has_body", "self.chunked_response", "self.content_length",
+                 "self.content_bytes_written", "channel.write_soon("):
+        assert name in source, name
+    assert "chunked_response = True" in inspect.getsource(Task.build_response_header)
 
 
 def test_the_dispatcher_queues_tasks_and_counts_active_threads():
