@@ -7,7 +7,11 @@ Contenders, each a server subprocess on a free loopback port (``_serve.py``):
   is one step of a guess-the-number game (``webcont.demos``): it resumes a
   suspended controller, which answers and suspends again under a new id;
 * (c) the seed program (``tests/seed_app.py``) under ``webcont.serve``, played
-  the same way.
+  the same way;
+* (a') plain waitress answering the bytes and headers of a game page
+  (``_serve.py page``).  It sends each response's head and body with a
+  ``send()`` each, as waitress does; ``webcont.serve`` sends a page in one
+  (``webcont._server._Task``), so (b) may beat (a') where sends dominate.
 
 The load generator is ``wrk`` with ``game.lua``: ids are single use, so each
 wrk thread keeps a pool of the ids read from its responses, and each request
