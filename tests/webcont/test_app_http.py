@@ -301,7 +301,9 @@ def test_requests_waiting_when_the_server_stops_get_the_503_of_a_shutdown(thread
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             waiting = [pool.submit(Client(server.port, timeout=10).get, "/stuck")
                        for _ in range(4)]
-            time.sleep(0.5)  # the requests are in, their controllers blocked
+            deadline = time.monotonic() + 10
+            while server.log().count("ENTERED stuck") < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the four controllers are blocked
             code, _, err = server.stop()
             answers = [future.result() for future in waiting]
     assert code == 0
