@@ -208,8 +208,10 @@ class _WriterGroup:
                 return
         try:
             self.post(self._complete)
-        except Exception:  # the hub is stopped: nobody waits any more
+        except RuntimeError:  # the hub is stopped: nobody waits any more
             pass
+        except Exception:
+            log.exception("posting %d commit outcome(s) to the hub", len(self.futures))
 
     def _complete(self):
         """(hub)"""
