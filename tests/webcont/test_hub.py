@@ -355,3 +355,31 @@ def test_the_inline_hub_is_alone_in_a_task_with_nothing_queued_nor_posted():
     finally:
         hub.unbind()
         hub.close()
+
+
+def test_shutdown_kills_request_tasklets_first_even_those_not_started_yet():
+    """A request tasklet killed after its controller would hand the waiting
+    request a 500; one not started yet has no frames to be recognised by."""
+    from webcont._inline import InlineHub
+    from webcont._job import Job
+    hub = InlineHub(server_post=lambda callback: None)
+    hub._bind()
+    gate, requests_alive_then = stackless.channel(), []
+    requests = []
+
+    def controller():
+        try:
+            gate.receive()
+        finally:
+            requests_alive_then.append(sum(task.alive for task in requests))
+    for _ in range(8):
+        hub.spawn(controller)
+    hub.drain()  # the controllers block on their channel
+    for _ in range(8):
+        requests.append(hub.spawn_request(lambda environ, start_response: [], Job({})))
+    assert all(task.alive and task.frame is None for task in requests)  # queued, never run
+    try:
+        hub.kill_all()
+    finally:
+        hub.unbind()
+    assert requests_alive_then == [0] * 8 and not any(task.alive for task in requests)
