@@ -3,8 +3,9 @@
 These are ``Scheduler`` methods (``SchedulerThreads`` is a mixin of that one
 class, kept apart because it is its own concern): the ring stays the
 scheduler's, changed here only through its ring operations, except
-``remove_from_afar``/``insert_from_afar``, whose plans name the links
-``_threads.change_from_afar`` sets in one step from the other thread.
+``remove_from_afar``/``insert_from_afar``, whose plans name the links (and
+``current``/``runcount``) that ``_threads.change_from_afar`` sets in one step
+from the other thread.
 
 Other threads never touch a run queue directly: they post tasklets to the
 scheduler's ``Inbox`` (``post``), which the owner drains at its next switch
