@@ -110,6 +110,18 @@ class ServerProcess:
 _REFUSED_LINE = re.compile(r"^\S+ \S+ [A-Z]+ [\w.]+: refused \S+ (?:'.*'|\".*\") from \S+: (\d{3}) ")
 
 
+def close_inline_gateway(gateway, posted):
+    """Close an ``InlineGateway`` this thread drives, running what it posts
+    (``posted``, the list its ``server_post`` appends to) meanwhile: close()
+    waits for this thread to run the kill it posts."""
+    closer = threading.Thread(target=gateway.close)
+    closer.start()
+    while closer.is_alive():
+        while posted:
+            posted.pop(0)()
+        closer.join(0.01)
+
+
 def refused_statuses(log):
     """The status of every refused request in a demo's log, in order (e.g. ``["404"]``).
 

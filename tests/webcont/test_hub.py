@@ -12,6 +12,8 @@ import stackless_compat as stackless
 import webcont
 from webcont import SessionlessApp, TimeoutException
 
+from .support import close_inline_gateway
+
 
 def call(app, path="/", query="", method="GET", body=b""):
     """Call a WSGI callable the way a server thread would; return (status, body)."""
@@ -241,12 +243,7 @@ def test_a_closed_inline_gateway_is_no_longer_the_threads_hub():
     app = SessionlessApp({"/": lambda req: "x"})
     gateway = InlineGateway(app, posted.append)
     assert call(gateway)[0] == "200 OK"
-    closer = threading.Thread(target=gateway.close)
-    closer.start()
-    while closer.is_alive():  # close() waits for this thread to run the kill it posts
-        while posted:
-            posted.pop(0)()
-        closer.join(0.01)
+    close_inline_gateway(gateway, posted)
     with pytest.raises(RuntimeError, match="webcont.serve"):
         call(SessionlessApp({"/": lambda req: "x"}))
 

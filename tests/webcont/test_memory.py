@@ -2,13 +2,14 @@
 
 import gc
 import io
-import threading
 import tracemalloc
 
 import stackless_compat as stackless
 from webcont import SessionlessApp
 from webcont._gateway import InlineGateway
 from webcont.demos import guess_the_number
+
+from .support import close_inline_gateway
 
 GAMES = 300
 
@@ -35,15 +36,6 @@ def _traced_per_item(make):
     finally:
         tracemalloc.stop()
     return grown / GAMES, kept
-
-
-def _close(gateway, posted):
-    closer = threading.Thread(target=gateway.close)
-    closer.start()
-    while closer.is_alive():  # close() waits for this thread to run the kill it posts
-        while posted:
-            posted.pop(0)()
-        closer.join(0.01)
 
 
 def test_a_suspended_game_keeps_little_beyond_a_bare_tasklet_blocked_as_deep():
@@ -87,4 +79,4 @@ def test_a_suspended_game_keeps_little_beyond_a_bare_tasklet_blocked_as_deep():
     finally:
         for channel in channels:
             channel.send_exception(stackless.TaskletExit)
-        _close(gateway, posted)
+        close_inline_gateway(gateway, posted)
