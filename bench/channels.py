@@ -48,21 +48,26 @@ def raw_greenlet(rounds):
 
 def stackless_channels(rounds):
     ping, pong = stackless.channel(), stackless.channel()
+    echo, loop = _ping_pong(ping, pong, rounds)
+    stackless.tasklet(echo)()
+    stackless.schedule()  # let echo block on ping
+    return timed(loop) / rounds
 
-    def echo():
+
+def _ping_pong(ping, pong, rounds):
+    """``(echo, loop)`` over two channels with send/receive: echo sends back
+    what ``ping`` brings, ``loop`` (the timed side) sends and waits."""
+    def echo(*_):  # (a greenlet's first switch passes one argument)
         receive, send = ping.receive, pong.send
         for _ in range(rounds):
             send(receive())
-
-    stackless.tasklet(echo)()
-    stackless.schedule()  # let echo block on ping
 
     def loop():
         send, receive = ping.send, pong.receive
         for i in range(rounds):
             send(i)
             receive()
-    return timed(loop) / rounds
+    return echo, loop
 
 
 class _Floor:
@@ -125,20 +130,10 @@ class _Floor:
 def floor_channels(rounds):
     ping, pong = _Floor.Channel(), _Floor.Channel()
     main = _Floor.Task(getcurrent())
-
-    def echo(_):
-        receive, send = ping.receive, pong.send
-        for _ in range(rounds):
-            send(receive())
+    echo, loop = _ping_pong(ping, pong, rounds)
     worker = _Floor.Task(greenlet(echo))
     _Floor.local.scheduler = [worker, collections.deque([main])]
     worker.greenlet.switch(None)  # echo blocks on ping
-
-    def loop():
-        send, receive = ping.send, pong.receive
-        for i in range(rounds):
-            send(i)
-            receive()
     return timed(loop) / rounds
 
 

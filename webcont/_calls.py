@@ -24,6 +24,8 @@ import logging
 
 import stackless_compat as stackless
 
+from ._operations import log_json
+
 log = logging.getLogger(__name__)
 
 __all__ = ["call", "label_of", "NotRecorded"]
@@ -72,10 +74,10 @@ def call(chain, label, run_live, skipped=None):
         ran.append(True)
         outcome, text = _run(label, run_live, live)
         if chain.step > 0:  # (a new game's first step: recorded with the game itself)
-            recorded = "[%s,%s]" % (_dumps(label), text)
+            recorded = "[%s,%s]" % (log_json(label), text)
             try:
                 chain.owner._commit(lambda store, cursor: store.op_call(
-                    cursor, chain.id, chain.step, seq, _dumps(chain.pending_input), recorded))
+                    cursor, chain.id, chain.step, seq, log_json(chain.pending_input), recorded))
             except Exception as exc:
                 raise NotRecorded(exc) from None
         return outcome
@@ -98,9 +100,9 @@ def _run(label, run_live, live):
     except Exception as exc:
         live["error"] = exc
         outcome = ["error", _described(exc)]
-        return outcome, _dumps(outcome)
+        return outcome, log_json(outcome)
     try:
-        text = _dumps(result)
+        text = log_json(result)
         same = json.loads(text) == result
     except (TypeError, ValueError):
         same = False
@@ -108,12 +110,8 @@ def _run(label, run_live, live):
         outcome = ["refused", "%s returned %s, which cannot be recorded and replayed as it"
                    " is: a durable game records %s (a tuple would come back as a list:"
                    " return a list)" % (label, type(result).__name__, _RECORDABLE)]
-        return outcome, _dumps(outcome)
+        return outcome, log_json(outcome)
     return ["ok", result], '["ok",%s]' % text
-
-
-def _dumps(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _described(exc):
