@@ -6,13 +6,13 @@ tasklet through the scheduler's ``current`` (the GC promise, ``_scheduler``).
 
 import sys
 
-from greenlet import GreenletExit, getcurrent
+from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _callbacks, _tracing
 from ._errors import _GarbageCollected, TaskletExit, bomb
 from ._state import _local
 
-__all__ = ["Start", "body", "POOL_LIMIT"]
+__all__ = ["Start", "body", "start_greenlet", "POOL_LIMIT"]
 
 _hooks = _callbacks.hooks
 _gettrace, _getprofile = sys.gettrace, sys.getprofile
@@ -40,6 +40,20 @@ class Start:
         self.value = value
 
 
+def start_greenlet(scheduler, task, value):
+    """Give ``task``, which never ran, a greenlet: a parked one from
+    ``scheduler``'s pool, else a new one.  Returns whom to switch to, with
+    what value (a new greenlet is started by the root one, see ``Start``)."""
+    pool = scheduler.pool
+    if pool:
+        target = task._greenlet = pool.pop()
+        return target, value
+    target = task._greenlet = greenlet(body, scheduler.root)
+    if getcurrent() is not scheduler.root:
+        return scheduler.root, Start(target, value)
+    return target, value
+
+
 def body(value):
     """The body of every tasklet's greenlet: it runs tasklets one after another.
 
@@ -49,7 +63,7 @@ def body(value):
     away.  If the next tasklet to run never ran, it runs right here, with no
     switch at all; if it is the root greenlet's (main, or the ``run()`` caller
     on it), the greenlet parks in its scheduler's pool, at the bottom of its
-    stack, until ``Scheduler.start_greenlet`` hands it a new tasklet (at most
+    stack, until ``start_greenlet`` hands it a new tasklet (at most
     ``POOL_LIMIT`` wait); otherwise it ends.  Each tasklet
     starts in an empty ``contextvars`` context, as on a new greenlet.  An
     exception that escapes a tasklet ends its greenlet: greenlet raises it in

@@ -32,12 +32,12 @@ import logging
 import sys
 import threading
 
-from greenlet import GreenletExit, getcurrent, greenlet
+from greenlet import GreenletExit, getcurrent
 
 from . import _callbacks, _core, _state, _threads, _tracing
 from ._core import SchedulerCore
 from ._errors import _GarbageCollected, bomb
-from ._greenlets import Start, body
+from ._greenlets import Start, start_greenlet
 from ._state import _local
 from ._scheduler_threads import SchedulerThreads
 from ._tasklet import tasklet
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 _hooks = _callbacks.hooks
 _gettrace, _getprofile = sys.gettrace, sys.getprofile
+_tracing_moved = _core.tracing_moved
+_SEES_TRACING = _tracing_moved is not None  # the C core only (_core.tracing_moved)
 
 
 def _new_scheduler():
@@ -77,6 +79,7 @@ class Scheduler(SchedulerThreads, SchedulerCore):
         self.threadblock = False  # run(threadblock=True): wait for other threads when idle
         self.watchdog = None      # the preemption watchdog of run(timeout=...), if active
         self.switch_hooks = ()    # hook(prev, next) -> next, run on every switch (rarely any)
+        self.seen_trace = self.seen_profile = None  # the thread's functions _tracing last saw
         self.root = getcurrent()
         self.pool = []  # parked greenlets of ended tasklets, for new ones (_greenlets)
         self.leaving = None  # the tasklet switch() leaves, handed over without a local
@@ -170,7 +173,8 @@ class Scheduler(SchedulerThreads, SchedulerCore):
         """
         prev = self.leaving
         self.leaving = None
-        if self.posted or self.switch_hooks or _hooks.schedule is not None:
+        if (self.posted or self.switch_hooks or _hooks.schedule is not None
+                or _SEES_TRACING and _tracing_moved(self)):
             next = self.announce(prev, next)
             if next is prev:  # a switch hook kept the running tasklet
                 return self.claim(prev)
@@ -180,7 +184,7 @@ class Scheduler(SchedulerThreads, SchedulerCore):
         if target is None:  # a first run
             if _gettrace() is not None or _getprofile() is not None:
                 _tracing.start_untraced(self, prev)  # it starts with neither, as in Stackless
-            target, value = self.start_greenlet(next, value)
+            target, value = start_greenlet(self, next, value)
         del prev, next
         try:
             value = target.switch(value)
@@ -195,11 +199,14 @@ class Scheduler(SchedulerThreads, SchedulerCore):
     def announce(self, prev, next):
         """What precedes every switch from ``prev`` to ``next`` (the head),
         including the one out of an ended tasklet: take what other threads
-        posted, let the switch hooks (tracing, the watchdog) pick another
+        posted, tell ``_tracing`` if the thread's trace or profile function
+        changed, let the switch hooks (tracing, the watchdog) pick another
         ``next``, and call the schedule callback unless a hook kept ``prev``.
         Returns whom to switch to."""
         if self.posted:
             self.take_posted()
+        if _SEES_TRACING and _tracing_moved(self):
+            _tracing.seen(self)  # may start swapping: then _tracing's hook runs below
         for hook in self.switch_hooks:
             next = hook(prev, next)
         if next is not prev and _hooks.schedule is not None:
@@ -215,19 +222,6 @@ class Scheduler(SchedulerThreads, SchedulerCore):
             _callbacks.notify_schedule(self, prev, next)
         finally:
             self.current = next
-
-    def start_greenlet(self, task, value):
-        """Give ``task``, which never ran, a greenlet: a parked one from the
-        pool, else a new one.  Returns whom to switch to, with what value
-        (a new greenlet is started by the root one, see ``Start``)."""
-        pool = self.pool
-        if pool:
-            target = task._greenlet = pool.pop()
-            return target, value
-        target = task._greenlet = greenlet(body, self.root)
-        if getcurrent() is not self.root:
-            return self.root, Start(target, value)
-        return target, value
 
     def make_current(self, task):
         """Make ``task`` the head: unblock it from its channel or reinsert it if paused."""
@@ -324,13 +318,14 @@ class Scheduler(SchedulerThreads, SchedulerCore):
         next = self.current
         if next is None or error is not None:
             next, error = self._end_target(error)
-        if self.posted or self.switch_hooks or _hooks.schedule is not None:
+        if (self.posted or self.switch_hooks or _hooks.schedule is not None
+                or _SEES_TRACING and _tracing_moved(self)):
             next = self.announce(task, next)
         del task
         if error is not None:
             target = next._greenlet
             if target is None:  # only hooks could pick a tasklet that never ran
-                target, next._tempval = self.start_greenlet(next, next._tempval)
+                target, next._tempval = start_greenlet(self, next, next._tempval)
             getcurrent().parent = target
             raise error
         return next

@@ -58,6 +58,7 @@ typedef struct {
     PyObject *posted, *switch_hooks;
     Py_ssize_t switch_trap;
     PyObject *watchdogs, *main;
+    PyObject *seen_trace, *seen_profile;  /* the thread's functions _tracing last saw */
     char threadblock;
 } SchedulerCore;
 
@@ -200,7 +201,8 @@ static PyMemberDef channel_members[] = {
 static int
 scheduler_traverse(SchedulerCore *self, visitproc visit, void *arg)
 {
-    VISIT_ALL(self->current, self->posted, self->switch_hooks, self->watchdogs, self->main);
+    VISIT_ALL(self->current, self->posted, self->switch_hooks, self->watchdogs, self->main,
+              self->seen_trace, self->seen_profile);
     return 0;
 }
 
@@ -222,6 +224,8 @@ scheduler_clear(SchedulerCore *self)
     Py_CLEAR(self->switch_hooks);
     Py_CLEAR(self->watchdogs);
     Py_CLEAR(self->main);
+    Py_CLEAR(self->seen_trace);
+    Py_CLEAR(self->seen_profile);
     return 0;
 }
 
@@ -259,6 +263,8 @@ static PyMemberDef scheduler_members[] = {
     {"switch_trap", T_PYSSIZET, offsetof(SchedulerCore, switch_trap), 0, NULL},
     {"watchdogs", T_OBJECT_EX, offsetof(SchedulerCore, watchdogs), 0, NULL},
     {"main", T_OBJECT_EX, offsetof(SchedulerCore, main), 0, NULL},
+    {"seen_trace", T_OBJECT_EX, offsetof(SchedulerCore, seen_trace), 0, NULL},
+    {"seen_profile", T_OBJECT_EX, offsetof(SchedulerCore, seen_profile), 0, NULL},
     {"threadblock", T_BOOL, offsetof(SchedulerCore, threadblock), 0, NULL},
     {NULL}
 };
@@ -426,6 +432,24 @@ switch_to(PyObject *next)
     return explode_or_return(result);
 }
 
+/* Per-tasklet tracing (_tracing) swaps trace and profile functions at each
+ * switch only while a thread is seen to trace: asking CPython for both at
+ * every switch would cost every switch ~4%.  Instead every switch of a
+ * thread that swaps nothing compares the thread state's two functions with
+ * the ones _tracing last saw (seen_trace, seen_profile: None for none); if
+ * either changed, the switch goes through the Python policy, which hands
+ * the function to the tasklet that set it (c6b).  Two loads and compares,
+ * where an audit hook on sys.settrace would tax every audited call of the
+ * process.  The fields are PyThreadState's (Include/cpython/pystate.h, 3.11). */
+static inline int
+tracing_moved(SchedulerCore *sched)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *trace = ts->c_traceobj != NULL ? ts->c_traceobj : Py_None;
+    PyObject *profile = ts->c_profileobj != NULL ? ts->c_profileobj : Py_None;
+    return trace != sched->seen_trace || profile != sched->seen_profile;
+}
+
 /* 1: handled (*result set, maybe NULL with an error); 0: not a plain case,
  * nothing changed.  Code that may run Python (releasing a tempval whose
  * __del__ may use this channel) runs only after the switch back. */
@@ -446,11 +470,13 @@ fast_action(ChannelCore *ch, int direction, PyObject *value, PyObject **result)
     /* a scheduler cleared by the collector (its thread is ending) or a field
        deleted from Python: leave it to the Python policy, which raises */
     if (sched->current == NULL || sched->posted == NULL || sched->switch_hooks == NULL
-            || sched->watchdogs == NULL || sched->main == NULL)
+            || sched->watchdogs == NULL || sched->main == NULL || sched->seen_trace == NULL
+            || sched->seen_profile == NULL)
         goto not_fast;
     /* switch_hooks is a tuple, posted a deque (a variable-size object: its size is its length) */
     if (sched->switch_trap || !PyTuple_CheckExact(sched->switch_hooks)
-            || PyTuple_GET_SIZE(sched->switch_hooks) || Py_SIZE(sched->posted))
+            || PyTuple_GET_SIZE(sched->switch_hooks) || Py_SIZE(sched->posted)
+            || tracing_moved(sched))
         goto not_fast;
     source = sched->current;
 
@@ -701,63 +727,26 @@ connect(PyObject *module, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
-/* Per-tasklet tracing (_tracing) swaps trace and profile functions at each
- * switch only while a thread is seen to trace: asking CPython for both at
- * every switch would cost every switch ~4%.  sys.settrace and sys.setprofile
- * (and PyEval_SetTrace/SetProfile, so cProfile's enable() too) raise these
- * audit events in the thread that sets a function, before setting it: a
- * thread that swaps nothing yet (no switch hooks) hands its scheduler to
- * _tracing, which starts swapping, so the function stays with the tasklet
- * that set it (c6b).  Any other audited event costs this hook one compare;
- * CPython keeps audit hooks for the process's life, so it is added once. */
-static PyObject *tracing_seen;  /* _tracing's callback(scheduler), or NULL */
-
-static int
-audit_tracing(const char *event, PyObject *args, void *data)
-{
-    SchedulerCore *sched;
-    PyObject *result;
-    if (event[0] != 's' || event[1] != 'y' || event[2] != 's'
-            || (strcmp(event, "sys.settrace") != 0 && strcmp(event, "sys.setprofile") != 0))
-        return 0;
-#if PY_VERSION_HEX >= 0x030D0000
-    if (tracing_seen == NULL || Py_IsFinalizing())
-#else
-    if (tracing_seen == NULL || _Py_IsFinalizing())
-#endif
-        return 0;
-    sched = (SchedulerCore *)PyThread_tss_get(&current_key);
-    if (sched == NULL || sched->switch_hooks == NULL || !PyTuple_CheckExact(sched->switch_hooks)
-            || PyTuple_GET_SIZE(sched->switch_hooks) != 0)
-        return 0;  /* no scheduler in this thread, or it swaps (or has hooks) already */
-    result = PyObject_CallOneArg(tracing_seen, (PyObject *)sched);
-    if (result == NULL)
-        PyErr_WriteUnraisable(tracing_seen);  /* never fail the caller's settrace */
-    Py_XDECREF(result);
-    return 0;
-}
-
 static PyObject *
-watch_tracing(PyObject *module, PyObject *callback)
+tracing_moved_py(PyObject *module, PyObject *sched)
 {
-    int first = tracing_seen == NULL;
-    if (!PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "watch_tracing() needs a callable");
+    if (!PyObject_TypeCheck(sched, &SchedulerCoreType)) {
+        PyErr_SetString(PyExc_TypeError, "tracing_moved() needs a scheduler");
         return NULL;
     }
-    Py_XSETREF(tracing_seen, Py_NewRef(callback));
-    if (first && PySys_AddAuditHook(audit_tracing, NULL) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    if (((SchedulerCore *)sched)->seen_trace == NULL
+            || ((SchedulerCore *)sched)->seen_profile == NULL)
+        Py_RETURN_TRUE;  /* never looked: look now */
+    return PyBool_FromLong(tracing_moved((SchedulerCore *)sched));
 }
 
 static PyMethodDef module_methods[] = {
     {"connect", (PyCFunction)(void (*)(void))connect, METH_VARARGS | METH_KEYWORDS,
      "connect(*, hooks, shared, bomb, start, collected)\n--\n\n"
      "Give the hand-over the Python objects it consults (once, from _core.connect)."},
-    {"watch_tracing", watch_tracing, METH_O,
-     "watch_tracing(callback)\n--\n\n"
-     "Call callback(scheduler) when a thread that swaps nothing sets a trace or profile function."},
+    {"tracing_moved", tracing_moved_py, METH_O,
+     "tracing_moved(scheduler)\n--\n\n"
+     "True if the thread's trace or profile function is not the one scheduler last saw."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -798,8 +787,8 @@ PyInit__speedups(void)
         }
     }
     /* what _core checks: 2 since the slow cases call channel._send/_receive,
-     * 3 since watch_tracing */
-    if (PyModule_AddIntConstant(module, "PROTOCOL", 3) < 0) {
+     * 3 since watch_tracing, 4 since seen_trace/seen_profile replaced it */
+    if (PyModule_AddIntConstant(module, "PROTOCOL", 4) < 0) {
         Py_DECREF(module);
         return NULL;
     }

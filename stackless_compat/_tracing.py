@@ -5,17 +5,18 @@ tasklet starts with no trace or profile function (Stackless'
 ``Doc/library/stackless/debugging.rst``).  CPython keeps both per thread, so
 here each switch would have to save the outgoing tasklet's functions and
 install the incoming one's.  Asking CPython for them costs about 40 ns, 4%
-of a switch, so a thread starts swapping only once it is seen to trace:
-when some tasklet's ``trace_function`` or ``profile_function`` is set, or a
-tasklet that never ran starts while the thread has one (checked at each
-first run only).  On the C core a thread also starts the moment one of its
-tasklets calls ``sys.settrace``/``sys.setprofile`` (an audit hook,
-``_speedups.c``, which costs nothing per switch), so the function stays with
-that tasklet, as in Stackless (c6b).  On the pure-Python core, before the
-thread swaps, ``sys.settrace`` inside a tasklet acts on the whole thread, as
-in CPython: a Python audit hook would be called for every audited event of
-the process (``id()``, ``open()``, imports), about 0.1 us each.  During a
-timed ``run()`` the watchdog owns ``sys.settrace`` (``_watchdog``).
+of a switch, so a thread swaps only once it is seen to trace.  On the C
+core every switch of a thread that swaps nothing compares its functions with
+the ones last seen here (the scheduler's ``seen_trace``/``seen_profile``:
+two loads in C, ``_core.tracing_moved``); a change means the tasklet
+running until now set one, so it is that tasklet's own and the thread
+starts swapping (``seen``): ``sys.settrace`` inside a tasklet stays with
+it, as in Stackless (c6b).  On the pure-Python core that check would cost
+a switch 6-13%, so there such a function reaches the next tasklet until
+the thread swaps.  Setting a tasklet's ``trace_function`` or
+``profile_function`` starts swapping, and so does a tasklet that never ran
+starting while the thread has one (``start_untraced``).  During a timed
+``run()`` the watchdog owns ``sys.settrace`` (``_watchdog``).
 
 A tasklet's functions live in its ``_tracers`` slot (``[trace, profile]``,
 unset until it has one), so swapping needs no table and any tasklet
@@ -41,10 +42,9 @@ import os
 import sys
 import weakref
 
-from . import _core
 from ._state import current_scheduler
 
-__all__ = ["get_function", "moved", "set_function", "start_untraced"]
+__all__ = ["get_function", "moved", "seen", "set_function", "start_untraced"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _KINDS = {"trace": 0, "profile": 1}
@@ -90,7 +90,10 @@ def _start_swapping(sched):
         sched.switch_hooks = sched.switch_hooks + (_swap,)
 
 
-_core.watch_tracing(_start_swapping)
+def _look(sched):
+    # what the switches compare with from now on (_core.tracing_moved)
+    sched.seen_trace = sys.gettrace()
+    sched.seen_profile = sys.getprofile()
 
 
 def get_function(task, kind):
@@ -168,6 +171,23 @@ def start_untraced(sched, prev):
     _start_swapping(sched)
 
 
+def seen(sched):
+    """A switch found the thread's trace or profile function changed since
+    the last look (``_core.tracing_moved``).
+
+    The tasklet running until now set it, so it is that tasklet's own: the
+    thread starts swapping, and the switch's ``_swap`` saves it with that
+    tasklet.  A timed run's trace function is the watchdog's and one
+    installed from C stays thread-wide: neither starts anything.
+    """
+    _look(sched)
+    trace = None if sched.watchdog is not None else sched.seen_trace
+    profile = sched.seen_profile
+    if ((trace is not None and not _thread_wide(trace))
+            or (profile is not None and not _thread_wide(profile))):
+        _start_swapping(sched)
+
+
 def _trace_frames(task, function):
     # frames that started before tracing began need their local trace set too
     frame = task._greenlet.gr_frame if task._greenlet is not None else None
@@ -214,7 +234,8 @@ def _swap(prev, next):
         sys.settrace(trace)
     if (trace is None and profile is None and sched.watchdog is None
             and not _holders.get(sched)):
-        # nobody here traces any more: stop swapping (after setting: on the C
-        # core a thread that swaps nothing starts again when a function is set)
+        # nobody here traces any more: stop swapping; a function set from now
+        # on is seen at the next switch (seen)
         sched.switch_hooks = tuple(hook for hook in sched.switch_hooks if hook is not _swap)
+    _look(sched)
     return next

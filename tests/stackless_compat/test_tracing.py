@@ -399,8 +399,8 @@ def test_a_thread_waiting_for_work_that_is_sent_a_traced_tasklet_waits_on():
     assert seen == ["_traced_work"]
 
 
-@pytest.mark.skipif(not _core.SPEEDUPS, reason="the C core's audit hook sees sys.setprofile;"
-                    " on the pure-Python core it reaches the next tasklet (compatibility.md)")
+@pytest.mark.skipif(_core.tracing_moved is None, reason="the pure-Python core does not look at"
+                    " each switch (compatibility.md, trace_function)")
 def test_sys_setprofile_inside_a_tasklet_stays_with_it_while_nobody_else_traces():
     seen = []
 
@@ -421,3 +421,54 @@ def test_sys_setprofile_inside_a_tasklet_stays_with_it_while_nobody_else_traces(
     assert seen == [_profiler]
     stackless.tasklet(lambda: None)().run()
     assert sched.switch_hooks == ()  # and stops swapping once nobody holds one
+
+
+def _blocked_on(channel):
+    channel.receive()
+
+
+def _ended(channel):
+    pass
+
+
+def _scheduled(channel):
+    stackless.schedule()
+
+
+@pytest.mark.skipif(_core.tracing_moved is None, reason="the pure-Python core does not look at"
+                    " each switch (compatibility.md, trace_function)")
+@pytest.mark.parametrize("kind", ["trace", "profile"])
+@pytest.mark.parametrize("leave", [_scheduled, _blocked_on, _ended])
+def test_a_function_a_tasklet_sets_never_reaches_the_next_tasklet(kind, leave):
+    # c6b: each way out of a tasklet that set a function (schedule(), the C
+    # channel hand-over, ending) is a switch that must see it
+    getter, setter = {"trace": (sys.gettrace, sys.settrace),
+                      "profile": (sys.getprofile, sys.setprofile)}[kind]
+    function = _tracer if kind == "trace" else _profiler
+    channel = stackless.channel()
+    seen = []
+
+    def setter_task():
+        setter(function)
+        waiting.insert()
+        leave(channel)
+        if leave is not _ended:
+            seen.append(getter())  # back in the tasklet that set it
+            setter(None)
+
+    def waiting_task():
+        stackless.schedule_remove()  # paused, so it resumes (not a first run)
+        seen.append(getter())
+        if channel.balance < 0:
+            channel.send(None)
+
+    sched = stackless.getcurrent()._sched
+    waiting = stackless.tasklet(waiting_task)()
+    waiting.run()
+    assert sched.switch_hooks == ()  # nobody traces: the thread swaps nothing
+    stackless.tasklet(setter_task)()
+    stackless.run()
+    assert getter() is None
+    assert seen == [None] + ([] if leave is _ended else [function])
+    stackless.tasklet(lambda: None)().run()
+    assert sched.switch_hooks == ()  # swapping stops once nobody holds one
