@@ -5,7 +5,8 @@ Stackless counts interpreter instructions and interrupts a tasklet that runs
 "Pre-emptive scheduling").  CPython 3.11 has no instruction counter for us,
 so while a timed ``run()`` is in progress a trace function counts *line*
 events of tasklet code: one tick is one line of Python executed (a one-line
-loop body costs a tick or two per turn).  Counting opcodes instead
+loop body costs a tick or two per turn; a loop that is one jump to itself,
+``while True: pass``, a tick per turn, see ``Watchdog.tracer_for``).  Counting opcodes instead
 (``f_trace_opcodes``) would follow Stackless more closely but measured ~25x
 slower than untraced code against ~5x for lines, and the "find uncooperative
 tasklets" idiom runs a whole program under ``run(timeout)``.  When the budget
@@ -21,6 +22,7 @@ never traced, so scheduler state stays consistent.
 """
 
 import ctypes
+import opcode
 import os
 import sys
 
@@ -59,7 +61,7 @@ class Watchdog:
     """The preemption state of one timed ``run()``; used only by its thread."""
 
     __slots__ = ("sched", "caller", "budget", "remaining", "soft", "totaltimeout",
-                 "soft_pending", "interrupted", "local_trace")
+                 "soft_pending", "interrupted", "local_trace", "loop_trace", "self_jumps")
 
     def __init__(self, sched, caller, budget, soft, totaltimeout):
         self.sched = sched
@@ -75,22 +77,53 @@ class Watchdog:
             if event == "line":
                 self.remaining -= 1
                 if self.remaining <= 0:
-                    return self._expired()
+                    return self._expired(frame)
             return local_trace
         self.local_trace = local_trace
+        # id(code) -> (code, offsets of its jumps to themselves), for this run only
+        self.self_jumps = {}
 
-    def _expired(self):
+        def loop_trace(frame, event, arg):
+            # a frame whose code jumps to itself somewhere (tracer_for): a
+            # turn of that jump is a tick too
+            if event == "line" or (event == "opcode"
+                                   and frame.f_lasti in self.self_jumps[id(frame.f_code)][1]):
+                self.remaining -= 1
+                if self.remaining <= 0:
+                    return self._expired(frame)
+            return loop_trace
+        self.loop_trace = loop_trace
+
+    def tracer_for(self, frame):
+        """The local trace function that counts ``frame``'s ticks.
+
+        CPython 3.11 emits a "line" event for a backward jump only when it
+        lands before the jump, so a one-line ``while True: pass`` (a jump to
+        itself) would run forever without one tick.  A frame whose code has
+        such a jump gets opcode events as well (slow, but for that frame
+        only), and each turn of that jump counts as a line.
+        """
+        code = frame.f_code
+        known = self.self_jumps.get(id(code))
+        if known is None:  # code kept: ids stay unique
+            known = self.self_jumps[id(code)] = (code, _jumps_to_themselves(code))
+        if known[1]:
+            frame.f_trace_opcodes = True
+            return self.loop_trace
+        return self.local_trace
+
+    def _expired(self, frame):
         """The budget is spent: interrupt if allowed; return the trace function
-        the frame goes on with."""
+        ``frame`` goes on with."""
         sched = self.sched
         victim = sched.current
         if victim is self.caller or victim is None:
-            return self.local_trace
+            return self.tracer_for(frame)
         if self.soft:
             self.soft_pending = True  # run() returns at the next switch instead
-            return self.local_trace
+            return self.tracer_for(frame)
         if victim._atomic or sched.switch_trap:
-            return self.local_trace  # not now: retried at the next line, once allowed
+            return self.tracer_for(frame)  # not now: retried at the next line, once allowed
         self.interrupted = victim
         self.remaining = self.budget
         sched.remove(victim)
@@ -109,7 +142,7 @@ class Watchdog:
         # resumed, inserted again by whoever got it back from run(): maybe in a
         # later timed run, whose tracer must take over this frame
         watchdog = sched.watchdog
-        return None if watchdog is None else watchdog.local_trace
+        return None if watchdog is None else watchdog.tracer_for(frame)
 
     def on_switch(self, prev, next):
         """Called by ``Scheduler.switch``: new timeslice, trace the next tasklet.
@@ -131,9 +164,31 @@ class Watchdog:
             frame = next._greenlet.gr_frame
             while frame is not None:
                 if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-                    frame.f_trace = self.local_trace
+                    frame.f_trace = self.tracer_for(frame)
                 frame = frame.f_back
         return next
+
+
+_JUMP_BACKWARD = opcode.opmap.get("JUMP_BACKWARD")  # 3.11+
+_EXTENDED_ARG = opcode.EXTENDED_ARG
+
+
+def _jumps_to_themselves(code):
+    """The offsets of ``code``'s ``JUMP_BACKWARD 1`` instructions: jumps to
+    themselves.  Read from ``co_code`` here, not with ``dis``: this package's
+    code is never traced, and the watchdog must not count its own work."""
+    if _JUMP_BACKWARD is None:
+        return frozenset()
+    raw = code.co_code
+    pattern = bytes((_JUMP_BACKWARD, 1))
+    offsets = []
+    at = raw.find(pattern)
+    while at >= 0:
+        # an instruction starts at an even offset; EXTENDED_ARG n > 0 makes the jump longer
+        if at % 2 == 0 and not (at >= 2 and raw[at - 2] == _EXTENDED_ARG and raw[at - 1]):
+            offsets.append(at)
+        at = raw.find(pattern, at + 1)
+    return frozenset(offsets)
 
 
 def _trace(frame, event, arg):
@@ -141,7 +196,7 @@ def _trace(frame, event, arg):
     watchdog = _local.scheduler.watchdog
     if watchdog is None or frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         return None  # no timed run now; or this package's code: never interrupted
-    return watchdog.local_trace
+    return watchdog.tracer_for(frame)
 
 
 def run_with_timeout(sched, timeout, threadblock, soft, ignore_nesting, totaltimeout):
