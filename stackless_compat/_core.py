@@ -18,7 +18,7 @@ the Python policy reads and writes it the same way on both paths.
 import os
 
 __all__ = ["SPEEDUPS", "TaskletCore", "ChannelCore", "SchedulerCore", "Hooks", "Shared",
-           "tracing_moved"]
+           "from_c", "tracing_moved"]
 
 
 class _PyTaskletCore:
@@ -81,7 +81,7 @@ class _PyShared:
 
 # which Python methods the C core calls and what it offers (bumped when that
 # changes): a stale build of _speedups.c would call methods that are gone
-_PROTOCOL = 4
+_PROTOCOL = 5
 
 
 def _speedups_or_none():
@@ -114,6 +114,11 @@ else:
 #: None on the pure-Python core, where asking at every switch would cost a
 #: switch 6-13% (two calls, where C reads two fields)
 tracing_moved = _c.tracing_moved if SPEEDUPS else None
+
+#: ``from_c(kind)``: True if the thread's trace (0) or profile (1) function
+#: was installed from C (``PyEval_SetTrace``), not by ``sys.settrace``; None
+#: on the pure-Python core, which cannot tell
+from_c = _c.from_c if SPEEDUPS else None
 
 
 def connect(**objects):

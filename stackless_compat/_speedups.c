@@ -727,6 +727,64 @@ connect(PyObject *module, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
+/* sys.settrace and sys.setprofile install a C function of CPython's own
+ * (private) that calls the Python callable; a tracer installed from C, such
+ * as cProfile's or coverage's CTracer, installs its own.  Learned once by
+ * installing a callable briefly and putting the old function back. */
+static Py_tracefunc python_trampoline[2];  /* [trace, profile] */
+
+static int
+learn_trampolines(void)
+{
+    static const char *setters[2] = {"settrace", "setprofile"};
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *sys = PyImport_ImportModule("sys"), *callable;
+    if (sys == NULL)
+        return -1;
+    callable = PyObject_GetAttrString(sys, "getrecursionlimit");  /* any callable */
+    for (int kind = 0; callable != NULL && kind < 2; kind++) {
+        Py_tracefunc old = kind ? ts->c_profilefunc : ts->c_tracefunc;
+        PyObject *old_obj = Py_XNewRef(kind ? ts->c_profileobj : ts->c_traceobj);
+        PyObject *done = PyObject_CallMethod(sys, setters[kind], "O", callable), *type, *value, *tb;
+        if (done != NULL)
+            python_trampoline[kind] = kind ? ts->c_profilefunc : ts->c_tracefunc;
+        PyErr_Fetch(&type, &value, &tb);  /* putting the old one back needs no error set */
+        if (kind)
+            PyEval_SetProfile(old, old_obj);
+        else
+            PyEval_SetTrace(old, old_obj);
+        PyErr_Restore(type, value, tb);
+        Py_XDECREF(old_obj);
+        if (done == NULL) {
+            Py_CLEAR(callable);
+            break;
+        }
+        Py_DECREF(done);
+    }
+    Py_DECREF(sys);
+    if (callable == NULL)
+        return -1;
+    Py_DECREF(callable);
+    return 0;
+}
+
+static PyObject *
+from_c(PyObject *module, PyObject *kind_obj)
+{
+    long kind = PyLong_AsLong(kind_obj);
+    PyThreadState *ts = PyThreadState_Get();
+    Py_tracefunc function;
+    if ((kind != 0 && kind != 1) || PyErr_Occurred()) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "from_c() takes 0 (trace) or 1 (profile)");
+        return NULL;
+    }
+    if (python_trampoline[kind] == NULL && learn_trampolines() < 0)
+        return NULL;
+    function = kind ? ts->c_profilefunc : ts->c_tracefunc;
+    return PyBool_FromLong(function != NULL && function != python_trampoline[kind]);
+}
+
 static PyObject *
 tracing_moved_py(PyObject *module, PyObject *sched)
 {
@@ -744,6 +802,10 @@ static PyMethodDef module_methods[] = {
     {"connect", (PyCFunction)(void (*)(void))connect, METH_VARARGS | METH_KEYWORDS,
      "connect(*, hooks, shared, bomb, start, collected)\n--\n\n"
      "Give the hand-over the Python objects it consults (once, from _core.connect)."},
+    {"from_c", from_c, METH_O,
+     "from_c(kind)\n--\n\n"
+     "True if the thread's trace (kind 0) or profile (1) function was installed from C,"
+     " not by sys.settrace/setprofile."},
     {"tracing_moved", tracing_moved_py, METH_O,
      "tracing_moved(scheduler)\n--\n\n"
      "True if the thread's trace or profile function is not the one scheduler last saw."},
@@ -787,8 +849,8 @@ PyInit__speedups(void)
         }
     }
     /* what _core checks: 2 since the slow cases call channel._send/_receive,
-     * 3 since watch_tracing, 4 since seen_trace/seen_profile replaced it */
-    if (PyModule_AddIntConstant(module, "PROTOCOL", 4) < 0) {
+     * 3 since watch_tracing, 4 since seen_trace/seen_profile replaced it, 5 from_c */
+    if (PyModule_AddIntConstant(module, "PROTOCOL", 5) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -27,21 +27,25 @@ are as cheap as before and the C hand-over takes them again.
 
 A profiler or tracer installed from C, such as ``cProfile`` (CPython 3.11
 and before: 3.12's ``cProfile`` uses ``sys.monitoring``, which no thread
-state holds), is not swapped: ``sys.getprofile()`` then returns the
-profiler object, which ``sys.setprofile`` could only install as a Python
-function to call, and cProfile's is not callable.  A callable is all a
-Python-level function can be, so an object that is not callable came from
-C; it stays thread-wide, never saved, cleared or replaced here, and sees
-every tasklet's frames: ``python -m cProfile prog.py`` profiles the whole
-program, which is what its user asks for (Stackless C would keep it to the
-tasklet that enabled it).  While one holds the slot, a tasklet's own
-Python function of that kind waits, saved, until it is gone.
+state holds) or coverage's ``CTracer``, is not swapped: ``sys.set*`` could
+only put it back as a Python function to call, which it is not.  The C
+core tells one from the function ``sys.settrace`` installs
+(``_core.from_c``); the pure-Python core only knows that an object that is
+not callable (cProfile's) came from C, so there a callable one, such as
+coverage's, is swapped like a Python function.  One from C stays
+thread-wide, never saved, cleared or replaced here, and sees every
+tasklet's frames: ``python -m cProfile prog.py`` and ``coverage run``
+measure the whole program, which is what their users ask for (Stackless C
+would keep it to the tasklet that enabled it).  While one holds the slot,
+a tasklet's own Python function of that kind waits, saved, until it is
+gone.
 """
 
 import os
 import sys
 import weakref
 
+from ._core import from_c as _from_c
 from ._state import current_scheduler
 
 __all__ = ["get_function", "moved", "seen", "set_function", "start_untraced"]
@@ -56,9 +60,14 @@ _SETTERS = (sys.settrace, sys.setprofile)
 _holders = weakref.WeakKeyDictionary()
 
 
-def _thread_wide(function):
-    # installed from C (see the module docstring): never swapped
-    return function is not None and not callable(function)
+def _thread_wide(kind, function):
+    # ``function``, the thread's current one of ``kind``, was installed from C
+    # (see the module docstring): never swapped
+    if function is None:
+        return False
+    if _from_c is not None:
+        return _from_c(kind)
+    return not callable(function)
 
 
 def _saved(task, kind):
@@ -157,8 +166,8 @@ def start_untraced(sched, prev):
     watched = sched.watchdog is not None  # a timed run's trace function is the watchdog's
     profile = sys.getprofile()
     trace = None if watched else sys.gettrace()
-    profile = None if _thread_wide(profile) else profile
-    trace = None if _thread_wide(trace) else trace
+    profile = None if _thread_wide(1, profile) else profile
+    trace = None if _thread_wide(0, trace) else trace
     if profile is None and trace is None:
         return  # nothing of a tasklet's own to take away
     if prev is not None and prev.alive:
@@ -183,8 +192,8 @@ def seen(sched):
     _look(sched)
     trace = None if sched.watchdog is not None else sched.seen_trace
     profile = sched.seen_profile
-    if ((trace is not None and not _thread_wide(trace))
-            or (profile is not None and not _thread_wide(profile))):
+    if ((trace is not None and not _thread_wide(0, trace))
+            or (profile is not None and not _thread_wide(1, profile))):
         _start_swapping(sched)
 
 
@@ -207,13 +216,13 @@ def _swap(prev, next):
     """
     sched = next._sched
     outgoing_profile = sys.getprofile()
-    swap_profile = not _thread_wide(outgoing_profile)
+    swap_profile = not _thread_wide(1, outgoing_profile)
     if swap_profile:
         sys.setprofile(None)  # first: the rest of this hook is nobody's to see
     swap_trace = sched.watchdog is None
     if swap_trace:
         outgoing_trace = sys.gettrace()
-        swap_trace = not _thread_wide(outgoing_trace)
+        swap_trace = not _thread_wide(0, outgoing_trace)
         if swap_trace:
             sys.settrace(None)
     if prev is None or not prev.alive:  # an ended one's functions end with it

@@ -3,6 +3,7 @@
 import cProfile
 import os
 import pstats
+import re
 import subprocess
 import sys
 import threading
@@ -200,6 +201,11 @@ def _pass_values(count):
     return got[0]
 
 
+# cProfile holds the thread state's profile slot up to 3.11; 3.12's uses
+# sys.monitoring, which per-tasklet swapping never touches
+CPROFILE_IN_THREAD_STATE = sys.version_info < (3, 12)
+
+
 def _profiled_names(profiler):
     return {name for (_, _, name) in pstats.Stats(profiler).stats}
 
@@ -209,7 +215,8 @@ def test_cprofile_stays_enabled_and_sees_the_functions_tasklets_run():
     profiler.enable()
     try:
         assert _pass_values(50) == sum(range(50))
-        assert sys.getprofile() is profiler  # never swapped out nor cleared
+        if CPROFILE_IN_THREAD_STATE:
+            assert sys.getprofile() is profiler  # never swapped out nor cleared
     finally:
         profiler.disable()
     assert {"producer", "consumer", "_pass_values"} <= _profiled_names(profiler)
@@ -237,13 +244,17 @@ def test_cprofile_stays_thread_wide_while_the_thread_swaps_a_tasklets_trace_func
         task.trace_function = tracer  # the thread swaps trace functions from now on
         assert _pass_values(10) == sum(range(10))
         stackless.run()
-        assert sys.getprofile() is profiler and sys.gettrace() is None
+        assert sys.gettrace() is None
+        if CPROFILE_IN_THREAD_STATE:
+            assert sys.getprofile() is profiler
     finally:
         profiler.disable()
     assert "traced_work" in seen and "producer" not in seen  # the tracer is the tasklet's
     assert {"producer", "consumer", "traced_work"} <= _profiled_names(profiler)
 
 
+@pytest.mark.skipif(not CPROFILE_IN_THREAD_STATE, reason="3.12+ cProfile uses sys.monitoring:"
+                    " it holds no thread's profile slot")
 def test_a_tasklets_own_profile_function_waits_while_cprofile_holds_the_thread():
     calls = []
 
@@ -472,3 +483,55 @@ def test_a_function_a_tasklet_sets_never_reaches_the_next_tasklet(kind, leave):
     assert seen == [None] + ([] if leave is _ended else [function])
     stackless.tasklet(lambda: None)().run()
     assert sched.switch_hooks == ()  # swapping stops once nobody holds one
+
+
+_COVERED_PROGRAM = """\
+import stackless_compat as stackless
+
+def work(channel):
+    doubled = channel.receive() * 2
+    channel.send(doubled)
+
+channel = stackless.channel()
+stackless.tasklet(work)(channel)
+stackless.run()
+channel.send(21)
+print(channel.receive())
+"""
+
+
+@pytest.mark.skipif(_core.from_c is None, reason="the pure-Python core cannot tell coverage's"
+                    " C tracer from a Python function: it is swapped per tasklet there")
+def test_coverage_measures_the_code_tasklets_run(tmp_path):
+    # a tracer installed from C (coverage's CTracer is callable, unlike
+    # cProfile's profiler) stays thread-wide: every tasklet's lines count
+    pytest.importorskip("coverage")
+    program = tmp_path / "prog.py"
+    program.write_text(_COVERED_PROGRAM)
+    env = dict(os.environ, PYTHONPATH=ROOT, COVERAGE_FILE=str(tmp_path / "data"))
+    run = subprocess.run([sys.executable, "-m", "coverage", "run", "--concurrency=greenlet",
+                          str(program)], capture_output=True, text=True, timeout=60, env=env,
+                         cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout == "42\n", run.stderr
+    report = subprocess.run([sys.executable, "-m", "coverage", "report", "-m",
+                             "--include=prog.py"],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert re.search(r"prog\.py\s+9\s+0\s+100%", report.stdout), report.stdout
+
+
+@pytest.mark.skipif(_core.from_c is None, reason="the C core's check")
+def test_from_c_tells_a_c_installed_profiler_from_a_python_function():
+    assert not _core.from_c(1)
+    sys.setprofile(_profiler)
+    try:
+        assert not _core.from_c(1)  # sys.setprofile's own
+    finally:
+        sys.setprofile(None)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        assert _core.from_c(1)
+    finally:
+        profiler.disable()
+    assert not _core.from_c(0) and not _core.from_c(1)
