@@ -84,7 +84,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         if self._sweep_hub is not current_hub():
             self._schedule_sweep()
 
-    def _wait(self, future):
+    def _wait(self, future, hub=None):
         """Wait (hub tasklet) for a store ``future``, at most ``store_timeout`` seconds.
 
         With no outcome by then, ``StoreUnavailable`` is raised here instead
@@ -94,7 +94,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         whatever the log holds.
         """
         try:
-            return current_hub().wait(future, self.store_timeout)
+            return (hub or current_hub()).wait(future, self.store_timeout)
         except WaitTimedOut:
             message = "no answer from the store within %g s" % self.store_timeout
             if not future.done():  # it hangs: answer 503 at once until it comes back
@@ -121,7 +121,10 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         """Commit a step's write with the others of this hub pass, or at once if the
         pass has no other; its result (hub tasklet)."""
         hub = current_hub()
-        return self._wait(self.store.commit_soon(operation, hub.post, hub.alone()))
+        future = self.store.commit_soon(operation, hub.post, hub.alone())
+        if future.done():  # committed at once (the pass's only write)
+            return future.result()
+        return self._wait(future, hub)
 
     def health(self, detailed=True):
         """``(reachable, detail)`` of the store: a write through the writer thread
@@ -179,9 +182,10 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         parsed = self.signer.parse(text, self._issued)
         if parsed is None:
             return Refusal("forged")
-        down = self.unavailable()
-        if down is not None:
-            return down
+        if self.store.failure is not None:  # (a call less a step while it is up)
+            down = self.unavailable()
+            if down is not None:
+                return down
         return self.resume(parsed[0], parsed[1], parameters, environ)
 
     def _issued(self, chain_id):
