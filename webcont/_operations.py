@@ -111,13 +111,14 @@ class LogOperations:
                        (chain, log_json(events) if text is None else text))
         return True
 
-    def op_record(self, cursor, chain, step, events, *, final=None, text=None):
+    def op_record(self, cursor, chain, step, events, *, final=None, text=None, calls=None):
         """Record step ``step`` if the chain still waits for it (compare-and-set).
 
         With ``final`` the controller finished: the chain becomes a small
         tombstone keeping its last page, and its log is deleted.  Returns
         False if another request or process recorded that step first.
-        ``text``: the events as JSON, if the caller has it.  The chain's
+        ``text``: the events as JSON, ``calls``: whether they hold calls
+        (``_made_calls``), if the caller knows.  The chain's
         deadline follows its ``updated`` time (see the module's docstring).
         """
         q = self.statement
@@ -129,7 +130,7 @@ class LogOperations:
                 return False
             cursor.execute(q("INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
                            (chain, step, log_json(events) if text is None else text))
-            if _made_calls(events):  # now in the step's events
+            if _made_calls(events) if calls is None else calls:  # now in the step's events
                 cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
             return True
         cursor.execute(q(
@@ -139,7 +140,7 @@ class LogOperations:
         if cursor.rowcount != 1:
             return False
         cursor.execute(q("DELETE FROM webcont_steps WHERE chain = ?"), (chain,))
-        if _made_calls(events):
+        if _made_calls(events) if calls is None else calls:
             cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return True
 
@@ -309,16 +310,17 @@ class RecordStep:
     store that ``batches_steps`` writes a group's consecutive plain ones (no
     final page, no calls to delete) with ``op_record_many``."""
 
-    __slots__ = ("chain", "step", "events", "final", "text", "plain")
+    __slots__ = ("chain", "step", "events", "final", "text", "calls", "plain")
 
     def __init__(self, chain, step, events, final=None, text=None):
         self.chain, self.step, self.events, self.final = chain, step, events, final
         self.text = log_json(events) if text is None and final is None else text
-        self.plain = final is None and not _made_calls(events)
+        self.calls = _made_calls(events)
+        self.plain = final is None and not self.calls
 
     def __call__(self, store, cursor):
         return store.op_record(cursor, self.chain, self.step, self.events, final=self.final,
-                               text=self.text)
+                               text=self.text, calls=self.calls)
 
 
 def _made_calls(events):
