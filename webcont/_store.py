@@ -48,7 +48,7 @@ class LogStore(LogOperations):
     # commit_soon's connection checkpoints nothing itself: every this many
     # operations it asks the checkpoint thread to (_hubcommits)
     checkpoint_every = 256
-    # a group's consecutive plain step records go in one executemany a statement
+    # a group's consecutive plain step records go to op_record_many together
     batches_steps = False
 
     def __init__(self, url):
@@ -299,10 +299,11 @@ class LogStore(LogOperations):
         return results
 
     def _run_batched(self, cursor, batch):
-        """``batch`` in order, each run of plain ``RecordStep``s in two statements
-        (``op_record_many``): a pass's steps at c=8 cost two Python calls into
-        SQLite, not two each.  A lost compare-and-set raises ``_LostRace``: the
-        group is rolled back and run again an operation at a time."""
+        """``batch`` in order, each run of plain ``RecordStep``s by one
+        ``op_record_many`` (one statement on SQLite): a pass's steps at c=8 cost
+        one Python call into SQLite, not two each.  A lost compare-and-set
+        raises ``_LostRace``: the group is rolled back and run again an
+        operation at a time."""
         results, run = [], []
         for operation, future in batch + [(None, None)]:
             if type(operation) is RecordStep and operation.plain:

@@ -280,10 +280,12 @@ def test_a_write_committed_at_once_goes_to_the_writer_thread_when_another_holds_
     assert future.result() is True and ran_on[-1] != threading.get_ident()
 
 
+@pytest.mark.parametrize("full", [False, True])  # the hub commits, or the writer thread
 @pytest.mark.parametrize("lost", [False, True])
 def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
-        tmp_path, monkeypatch, lost):
-    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
+        tmp_path, monkeypatch, lost, full):
+    store = open_store("sqlite:///%s%s" % (tmp_path / "games.db",
+                                           "?synchronous=full" if full else ""))
     try:
         for chain in "abcd":
             assert start(store, chain).result(10) is True
@@ -297,7 +299,8 @@ def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
                       lambda s, cursor: s.op_start(cursor, "e", "/", "v", [{}], 60),
                       RecordStep("c", 5 if lost else 1, events), RecordStep("d", 1, events)]
         futures = [store.commit_soon(operation, posted.append) for operation in operations]
-        posted[0]()
+        posted.pop(0)()
+        assert run_posted_until(posted, lambda: all(future.done() for future in futures))
         assert [future.result(0) for future in futures] == [True, True, True, not lost, True]
         assert runs == [["a", "b"], ["c", "d"]]  # consecutive records, in order
         steps = {chain: store.read(lambda s, cursor, chain=chain: s.op_load(
