@@ -50,10 +50,12 @@ class SqliteLogStore(LogStore):
         return _AutoBegin(connection)
 
     def op_record_many(self, cursor, records):
-        """``LogOperations.op_record_many`` in one statement a run (the TEMP trigger
-        of ``_RECORD_VIEW`` records each row as ``op_record`` does): SQLite
-        releases the GIL once a statement, and each time the other thread (the
-        hub for the writer thread, waitress' loop for the hub) may keep it."""
+        """Record the plain ``RecordStep``s ``records``: False (roll back) if any
+        lost its compare-and-set.  One statement a run (the TEMP trigger of
+        ``_RECORD_VIEW`` records each row as ``op_record`` does), not two a
+        record by ``executemany``: SQLite releases the GIL once a statement,
+        and each time the other thread (the hub for the writer thread,
+        waitress' loop for the hub) may keep it."""
         import sqlite3
         for start in range(0, len(records), 300):  # (at most 999 parameters)
             part = records[start:start + 300]

@@ -144,20 +144,6 @@ class LogOperations:
             cursor.execute(q("DELETE FROM webcont_calls WHERE chain = ?"), (chain,))
         return True
 
-    def op_record_many(self, cursor, records):
-        """Record the plain ``RecordStep``s ``records`` with one ``executemany`` per
-        statement; False (nothing undone: roll back) if any lost its compare-and-set."""
-        q = self.statement
-        cursor.executemany(q(
-            "UPDATE webcont_chains SET step = step + 1, updated = {now}"
-            " WHERE chain = ? AND step = ? AND state = 'live'"),
-            [(record.chain, record.step) for record in records])
-        if cursor.rowcount != len(records):  # (each matches one row at most: the key)
-            return False
-        cursor.executemany(q("INSERT INTO webcont_steps (chain, step, events) VALUES (?, ?, ?)"),
-                           [(record.chain, record.step, record.text) for record in records])
-        return True
-
     def op_load(self, cursor, chain, timeout):
         """The chain and all its steps in one query, or None; ``remaining`` is
         counted from its last step with ``timeout`` (``continuation_timeout``)."""
@@ -308,7 +294,8 @@ class LogOperations:
 class RecordStep:
     """``op_record`` as data, an operation like the others (``store, cursor``): a
     store that ``batches_steps`` writes a group's consecutive plain ones (no
-    final page, no calls to delete) with ``op_record_many``."""
+    final page, no calls to delete) with its ``op_record_many(cursor, records)``:
+    True, or False (roll back) if any lost its compare-and-set."""
 
     __slots__ = ("chain", "step", "events", "final", "text", "calls", "plain")
 
