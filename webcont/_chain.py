@@ -44,7 +44,8 @@ class DurableRequest:
     def continuation_id(self):
         """The id of the next step: put it in forms and links as ``__wc``."""
         chain = self._chain
-        return chain.owner.signer.make(chain.id, chain.step + 1)
+        chain.issued = chain.owner.signer.make(chain.id, chain.step + 1)
+        return chain.issued
 
     def continue_(self, data):
         """Answer the current request with ``data``; return with the next request's input."""
@@ -136,6 +137,7 @@ class Chain:
         self.deadline = float("inf")        # monotonic estimate of the store's deadline
         self.pending_input = None           # the input of the step being computed
         self.pending_calls = []             # [(input, outcome)] recorded for it (_calls)
+        self.issued = None                  # the last id made for it (no MAC to check it)
 
     # -- controller side --------------------------------------------------------
 

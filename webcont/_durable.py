@@ -45,7 +45,7 @@ from ._owner import Owners
 from ._recorder import install_patches
 from ._refusals import Refusal
 from ._replay import ChainsFromLog, _text
-from ._operations import log_json
+from ._operations import RecordStep, input_json, log_json
 from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         if self._sweep_hub is not current_hub():
             self._schedule_sweep()
 
-    def _wait(self, future):
+    def _wait(self, future, hub=None):
         """Wait (hub tasklet) for a store ``future``, at most ``store_timeout`` seconds.
 
         With no outcome by then, ``StoreUnavailable`` is raised here instead
@@ -94,7 +94,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         whatever the log holds.
         """
         try:
-            return current_hub().wait(future, self.store_timeout)
+            return (hub or current_hub()).wait(future, self.store_timeout)
         except WaitTimedOut:
             message = "no answer from the store within %g s" % self.store_timeout
             if not future.done():  # it hangs: answer 503 at once until it comes back
@@ -121,7 +121,10 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
         """Commit a step's write with the others of this hub pass, or at once if the
         pass has no other; its result (hub tasklet)."""
         hub = current_hub()
-        return self._wait(self.store.commit_soon(operation, hub.post, hub.alone()))
+        future = self.store.commit_soon(operation, hub.post, hub.alone())
+        if future.done():  # committed at once (the pass's only write)
+            return future.result()
+        return self._wait(future, hub)
 
     def health(self, detailed=True):
         """``(reachable, detail)`` of the store: a write through the writer thread
@@ -150,7 +153,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             return down
         controller, version = self.app.durable_routes[route]
         request_input = _input_of(parameters)
-        input_text = log_json(request_input)
+        input_text = input_json(request_input)
         if _utf8_len(input_text) > self.app.max_step_bytes:
             return Refusal("too big", route)
         chain = Chain(self, self._new_chain_id(owner_token), route, controller, version)
@@ -176,13 +179,19 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
 
     def resume_id(self, text, parameters, environ):
         """A request carrying the durable id ``text``: check it, then ``resume``."""
-        parsed = self.signer.parse(text)
+        parsed = self.signer.parse(text, self._issued)
         if parsed is None:
             return Refusal("forged")
-        down = self.unavailable()
-        if down is not None:
-            return down
+        if self.store.failure is not None:  # (a call less a step while it is up)
+            down = self.unavailable()
+            if down is not None:
+                return down
         return self.resume(parsed[0], parsed[1], parameters, environ)
+
+    def _issued(self, chain_id):
+        """The last id made for ``chain_id`` in memory, or None (``IdSigner.parse``)."""
+        chain = self.live.get(chain_id)
+        return None if chain is None else chain.issued
 
     def resume(self, chain_id, step, parameters, environ, reloaded=False):
         """A request answering step ``step`` of ``chain_id``: the page, or a ``Refusal``.
@@ -217,7 +226,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             return self._stale(chain, chain.step, environ)
         # the input copied and written as JSON once: for the limits, then the log
         request_input = _input_of(parameters)
-        input_text = log_json(request_input)
+        input_text = input_json(request_input)
         size = _utf8_len(input_text)
         if size > self.app.max_step_bytes:
             return Refusal("too big", chain.route)
@@ -251,8 +260,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
                     final = json.dumps([events[0], _text(page)], separators=(",", ":"))
                 else:
                     text = _events_text(input_text, events)
-                recorded = self._commit(lambda store, cursor: store.op_record(
-                    cursor, chain.id, step, events, final=final, text=text))
+                recorded = self._commit(RecordStep(chain.id, step, events, final, text))
             except BaseException as exc:
                 # the store failed, or this request was abandoned (killed) while the
                 # commit was under way: memory may be ahead of the log, so it goes,

@@ -189,17 +189,20 @@ class Hub:
             if outcome.balance < 0:
                 outcome.send(done)
 
-        def completed(done):
-            if threading.get_ident() == self.thread_id:
-                hand_over(done)
-            elif not self.stopped:  # (a stopped hub killed its waiters: nobody to wake)
-                try:
-                    self.post(lambda: hand_over(done))
-                except RuntimeError:  # it is stopping: the same
-                    pass
-        future.add_done_callback(completed)
-        if future.done():  # done before the callback was added: it found no waiter
-            return future.result()
+        if getattr(future, "settles_on_hub", False):  # (HubFuture: two calls less a wait)
+            future.add_done_callback(hand_over)
+        else:
+            def completed(done):
+                if threading.get_ident() == self.thread_id:
+                    hand_over(done)
+                elif not self.stopped:  # (a stopped hub killed its waiters: nobody to wake)
+                    try:
+                        self.post(lambda: hand_over(done))
+                    except RuntimeError:  # it is stopping: the same
+                        pass
+            future.add_done_callback(completed)
+            if future.done():  # done before the callback was added: it found no waiter
+                return future.result()
         token = None if timeout is None else self.deadlines.add(timeout, lambda: hand_over(None))
         self.awaiting += 1
         try:

@@ -38,6 +38,7 @@ class HubFuture:
     """
 
     __slots__ = ("_done", "_result", "_error", "_callbacks")
+    settles_on_hub = True  # its callbacks run on the hub (``Hub.wait``)
 
     def __init__(self):
         self._done = False

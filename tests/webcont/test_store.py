@@ -8,6 +8,7 @@ import time
 import pytest
 
 from webcont._dialects import _retry_busy, open_store
+from webcont._operations import RecordStep
 
 
 @pytest.fixture
@@ -277,3 +278,35 @@ def test_a_write_committed_at_once_goes_to_the_writer_thread_when_another_holds_
     rival.execute("COMMIT")
     assert run_posted_until(posted, future.done)
     assert future.result() is True and ran_on[-1] != threading.get_ident()
+
+
+@pytest.mark.parametrize("full", [False, True])  # the hub commits, or the writer thread
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
+        tmp_path, monkeypatch, lost, full):
+    store = open_store("sqlite:///%s%s" % (tmp_path / "games.db",
+                                           "?synchronous=full" if full else ""))
+    try:
+        for chain in "abcd":
+            assert start(store, chain).result(10) is True
+        runs = []
+        many = store.op_record_many
+        monkeypatch.setattr(store, "op_record_many", lambda cursor, records: runs.append(
+            [record.chain for record in records]) or many(cursor, records))
+        posted = []
+        events = [{"guess": ["7"]}, []]
+        operations = [RecordStep("a", 1, events), RecordStep("b", 1, events),
+                      lambda s, cursor: s.op_start(cursor, "e", "/", "v", [{}], 60),
+                      RecordStep("c", 5 if lost else 1, events), RecordStep("d", 1, events)]
+        futures = [store.commit_soon(operation, posted.append) for operation in operations]
+        posted.pop(0)()
+        assert run_posted_until(posted, lambda: all(future.done() for future in futures))
+        assert [future.result(0) for future in futures] == [True, True, True, not lost, True]
+        assert runs == [["a", "b"], ["c", "d"]]  # consecutive records, in order
+        steps = {chain: store.read(lambda s, cursor, chain=chain: s.op_load(
+            cursor, chain, 60)).result(10) for chain in "abcde"}
+        assert {chain: record.step for chain, record in steps.items()} == \
+            {"a": 2, "b": 2, "c": 1 if lost else 2, "d": 2, "e": 1}
+        assert steps["d"].steps == [[{}], events]
+    finally:
+        store.close()
