@@ -45,7 +45,7 @@ from ._owner import Owners
 from ._recorder import install_patches
 from ._refusals import Refusal
 from ._replay import ChainsFromLog, _text
-from ._operations import RecordStep, input_json, log_json
+from ._operations import RecordStep, log_json
 from ._store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             return down
         controller, version = self.app.durable_routes[route]
         request_input = _input_of(parameters)
-        input_text = input_json(request_input)
+        input_text = log_json(request_input)
         if _utf8_len(input_text) > self.app.max_step_bytes:
             return Refusal("too big", route)
         chain = Chain(self, self._new_chain_id(owner_token), route, controller, version)
@@ -226,7 +226,7 @@ class DurableChains(ChainsInMemory, ChainsFromLog):
             return self._stale(chain, chain.step, environ)
         # the input copied and written as JSON once: for the limits, then the log
         request_input = _input_of(parameters)
-        input_text = input_json(request_input)
+        input_text = log_json(request_input)
         size = _utf8_len(input_text)
         if size > self.app.max_step_bytes:
             return Refusal("too big", chain.route)

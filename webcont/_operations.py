@@ -27,7 +27,7 @@ bound: they need no migration.
 import json
 import time
 
-__all__ = ["SCHEMA", "ChainRecord", "LogOperations", "RecordStep", "input_json", "log_json"]
+__all__ = ["SCHEMA", "ChainRecord", "LogOperations", "RecordStep", "log_json"]
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS webcont_chains (
@@ -319,19 +319,3 @@ def _made_calls(events):
 #: once: ``json.dumps`` with options builds a new one per call (3.3 us -> 1.6 us)
 log_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
-
-def _input_encoder():
-    """``log_json`` of a request's input, ``{name: [text, ...]}``, by one C encoder
-    made once (``encode`` makes one a call: 1.4 us -> 0.4 us a step).  It keeps no
-    circular-reference marks: an input is never circular."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # (no _json accelerator)
-        return log_json
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    encode = make(None, encoder.default, json.encoder.encode_basestring, None,
-                  encoder.key_separator, encoder.item_separator, False, False, True)
-    join = "".join
-    return lambda value: join(encode(value, 0))
-
-
-input_json = _input_encoder()
