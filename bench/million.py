@@ -207,7 +207,6 @@ def run(args, directory):
     play(server, args.loaded - 1)
     rss1, objects1 = rss_bytes(), len(gc.get_objects())
     gc_pass = time_gc()
-    t1 = time.perf_counter()
     play(server, args.unloaded)
     rss2 = rss_bytes()
     t2 = time.perf_counter()
