@@ -6,13 +6,14 @@ Stackless counts interpreter instructions and interrupts a tasklet that runs
 so while a timed ``run()`` is in progress a trace function counts *line*
 events of tasklet code: one tick is one line of Python executed (a one-line
 loop body costs a tick or two per turn; a loop that is one jump to itself,
-``while True: pass``, a tick per turn, see ``Watchdog.tracer_for``).  Counting opcodes instead
-(``f_trace_opcodes``) would follow Stackless more closely but measured ~25x
-slower than untraced code against ~5x for lines, and the "find uncooperative
-tasklets" idiom runs a whole program under ``run(timeout)``.  When the budget
-is spent the tracer, running inside the tasklet, switches straight back to
-the ``run()`` caller, which returns the interrupted tasklet; inserting it
-again resumes it inside the tracer, exactly where it stopped.
+``while True: pass``, a tick per turn, see ``Watchdog.tracer_for``).
+Counting opcodes instead (``f_trace_opcodes``) would follow Stackless more
+closely but measured ~25x slower than untraced code against ~5x for lines,
+and the "find uncooperative tasklets" idiom runs a whole program under
+``run(timeout)``.  When the budget is spent the tracer, running inside the
+tasklet, switches straight back to the ``run()`` caller, which returns the
+interrupted tasklet; inserting it again resumes it inside the tracer,
+exactly where it stopped.
 
 Costs and limits: tracing is installed only for the duration of a timed
 ``run()`` (the normal path never pays for it); a tasklet stuck in one long C
@@ -117,13 +118,14 @@ class Watchdog:
         ``frame`` goes on with."""
         sched = self.sched
         victim = sched.current
+        # not interrupted: the frame goes on with the tracer that called us
         if victim is self.caller or victim is None:
-            return self.tracer_for(frame)
+            return frame.f_trace
         if self.soft:
             self.soft_pending = True  # run() returns at the next switch instead
-            return self.tracer_for(frame)
+            return frame.f_trace
         if victim._atomic or sched.switch_trap:
-            return self.tracer_for(frame)  # not now: retried at the next line, once allowed
+            return frame.f_trace  # not now: retried at the next line, once allowed
         self.interrupted = victim
         self.remaining = self.budget
         sched.remove(victim)

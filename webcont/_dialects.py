@@ -24,7 +24,7 @@ class SqliteLogStore(LogStore):
 
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
     clustered = " WITHOUT ROWID"  # one B-tree per log table instead of two (new stores)
-    batches_steps = True  # (sqlite3's executemany sums the rows it changed)
+    batches_steps = True  # a run of plain step records in one statement (op_record_many)
 
     def __init__(self, url, path, synchronous="NORMAL"):
         self.path = path

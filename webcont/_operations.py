@@ -318,4 +318,3 @@ def _made_calls(events):
 #: values as the log records them (compact JSON, UTF-8 kept); one encoder made
 #: once: ``json.dumps`` with options builds a new one per call (3.3 us -> 1.6 us)
 log_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
