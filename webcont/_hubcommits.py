@@ -6,9 +6,10 @@ queues its steps' writes here and commits them itself once the pass that
 queued them ends (``post``): every write queued before then shares one
 transaction.  If another process holds the write lock then, or the store
 is failing, the group goes to the writer thread, which may wait for the
-lock; the hub never does.  Other stores (PostgreSQL, SQLite with FULL's
-fsync) hand the pass's group to the writer thread at once: one hand-over
-there and one outcome posted back a group, not one of each a step.
+lock; the hub never does.  With FULL the hub commits as NORMAL and the
+outcomes wait for the WAL's fsync on its own thread (``_walsync``).  Other
+stores (PostgreSQL) hand the pass's group to the writer thread at once: one
+hand-over there and one outcome posted back a group, not one of each a step.
 
 The hub's connection checkpoints nothing itself (a checkpoint run by a
 commit held every request): every ``checkpoint_every`` operations it asks
@@ -21,6 +22,7 @@ import threading
 
 from ._checkpoint import Checkpointer
 from ._storeerrors import Busy, is_connection_error
+from ._walsync import JournalSyncer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class HubCommits:
         self.store = store
         self.here = store.commits_here  # (fixed for a store; read once)
         self.checkpointer = None  # its thread, started at the first checkpoint
+        self.syncer = None        # its thread, started at the first commit to sync
         self._connection = None   # (thread id, connection) of the committing thread
         self._batch = []          # [(operation, HubFuture)] not committed yet
         self._operations = 0      # committed here since the last checkpoint
@@ -146,7 +149,12 @@ class HubCommits:
         if self._operations >= store.checkpoint_every:
             self._operations = 0
             self._checkpoint_soon()
-        store.settle(results)
+        if store.syncs_after_commit:
+            if self.syncer is None:
+                self.syncer = JournalSyncer(store)
+            self.syncer.add(results, self._post)
+        else:
+            store.settle(results)
 
     def _to_writer(self, batch):
         """Hand ``batch`` to the writer thread; its outcomes come back through ``post``,
@@ -180,7 +188,9 @@ class HubCommits:
         self.checkpointer.kick()
 
     def close(self):
-        """Close the connection and stop the checkpoint thread."""
+        """Settle what waits for an fsync, close the connection, stop the threads."""
+        if self.syncer is not None:
+            self.syncer.close()
         self.drop()
         if self.checkpointer is not None:
             self.checkpointer.close()

@@ -44,6 +44,9 @@ class LogStore(LogOperations):
     # a local database (SQLite) is cheaper to commit from the calling thread than
     # through two thread hand-overs; a server over the network is not
     commits_here = False
+    # the calling thread's commits are durable once ``sync_journal()`` returns,
+    # not before (``_walsync``)
+    syncs_after_commit = False
     clustered = ""  # after CREATE TABLE: rows stored in their primary key's order
     # commit_soon's connection checkpoints nothing itself: every this many
     # operations it asks the checkpoint thread to (_hubcommits)
@@ -356,6 +359,10 @@ class LogStore(LogOperations):
     def connect_here(self):
         """The connection ``commit_soon``'s thread commits on."""
         return self.connect()
+
+    def sync_journal(self):
+        """Make every commit so far durable (``syncs_after_commit`` stores)."""
+        raise NotImplementedError
 
     def checkpoint(self, cursor):
         """Move committed pages from the journal into the database (the writer thread)."""

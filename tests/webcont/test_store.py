@@ -9,6 +9,7 @@ import pytest
 
 from webcont._dialects import _retry_busy, open_store
 from webcont._operations import RecordStep
+from webcont._storeerrors import StoreUnavailable
 
 
 @pytest.fixture
@@ -184,9 +185,19 @@ def run_posted_until(posted, condition, timeout=10.0):
     return condition()
 
 
-def test_with_synchronous_full_commit_soon_hands_the_passs_group_to_the_writer_thread(
-        tmp_path):
+def test_with_synchronous_full_the_hub_commits_and_the_outcomes_wait_for_the_wal_fsync(
+        tmp_path, monkeypatch):
+    from webcont._dialects import SqliteLogStore
     store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    release, syncing, synced = threading.Event(), threading.Event(), []
+    original = SqliteLogStore.sync_journal
+
+    def held(self):
+        syncing.set()
+        release.wait(10)
+        original(self)
+        synced.append(threading.get_ident())
+    monkeypatch.setattr(SqliteLogStore, "sync_journal", held)
     try:
         posted, ran_on = [], []
         commits = store.commits
@@ -194,17 +205,62 @@ def test_with_synchronous_full_commit_soon_hands_the_passs_group_to_the_writer_t
                    for chain in ("a", "b", "c")]
         assert len(posted) == 1 and ran_on == []  # one flush, when the pass ends
         posted.pop()()
-        # the writer commits (and fsyncs) the group; its outcomes come back in one post
-        assert run_posted_until(posted, lambda: all(future.done() for future in futures))
-        assert [future.result() for future in futures] == [True, True, True]
-        assert len(set(ran_on)) == 1 and ran_on[0] != threading.get_ident()
-        assert store.commits == commits + 1
+        # committed by the hub, in one transaction, but not shown before the fsync
+        assert set(ran_on) == {threading.get_ident()} and store.commits == commits + 1
+        assert count(store) == 3 and syncing.wait(10)
+        later = store.commit_soon(started_on(store, "d", ran_on), posted.append)
+        posted.pop()()  # the next pass commits while the fsync runs...
+        time.sleep(0.1)
+        assert posted == [] and not any(f.done() for f in futures + [later])
+        release.set()
+        # ...and its outcome waits for the next fsync: the WAL moved on since
+        assert run_posted_until(posted, later.done)
+        assert [future.result() for future in futures + [later]] == [True] * 4
+        assert len(synced) == 2 and synced[0] != threading.get_ident()
+        assert store._hub_commits.syncer.syncs == 2
+    finally:
+        release.set()
+        store.close()
+
+
+def test_a_failed_wal_fsync_answers_store_unavailable_and_counts_the_store_as_down(
+        tmp_path, monkeypatch):
+    from webcont._dialects import SqliteLogStore
+
+    def fails(self):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(SqliteLogStore, "sync_journal", fails)
+    store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    try:
+        posted = []
+        future = store.commit_soon(started_on(store, "a", []), posted.append)
+        posted.pop()()
+        assert run_posted_until(posted, future.done)
+        with pytest.raises(StoreUnavailable, match="cannot sync .*Input/output error"):
+            future.result()
+        assert store.failure is not None and "cannot sync" in store.failure[0]
     finally:
         store.close()
 
 
-def test_a_group_the_writer_commits_comes_back_to_the_hub_in_one_post(tmp_path):
+def test_closing_a_full_store_settles_the_commits_waiting_for_their_fsync(tmp_path):
     store = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    posted = []
+    future = store.commit_soon(started_on(store, "a", []), posted.append)
+    posted.pop()()
+    store.close()  # the sync thread finishes what it holds before it stops
+    assert run_posted_until(posted, future.done) and future.result() is True
+    reopened = open_store("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"))
+    try:
+        assert count(reopened) == 1
+    finally:
+        reopened.close()
+
+
+def test_a_group_the_writer_commits_comes_back_to_the_hub_in_one_post(tmp_path, monkeypatch):
+    from webcont._dialects import SqliteLogStore
+    monkeypatch.setattr(SqliteLogStore, "commits_here", False)  # as PostgreSQL does
+    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
     try:
         posted, outcomes = [], []
 
@@ -280,12 +336,13 @@ def test_a_write_committed_at_once_goes_to_the_writer_thread_when_another_holds_
     assert future.result() is True and ran_on[-1] != threading.get_ident()
 
 
-@pytest.mark.parametrize("full", [False, True])  # the hub commits, or the writer thread
+@pytest.mark.parametrize("here", [True, False])  # the hub commits, or the writer thread
 @pytest.mark.parametrize("lost", [False, True])
 def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
-        tmp_path, monkeypatch, lost, full):
-    store = open_store("sqlite:///%s%s" % (tmp_path / "games.db",
-                                           "?synchronous=full" if full else ""))
+        tmp_path, monkeypatch, lost, here):
+    from webcont._dialects import SqliteLogStore
+    monkeypatch.setattr(SqliteLogStore, "commits_here", here)
+    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
     try:
         for chain in "abcd":
             assert start(store, chain).result(10) is True
@@ -308,5 +365,25 @@ def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
         assert {chain: record.step for chain, record in steps.items()} == \
             {"a": 2, "b": 2, "c": 1 if lost else 2, "d": 2, "e": 1}
         assert steps["d"].steps == [[{}], events]
+    finally:
+        store.close()
+
+
+def test_the_file_a_full_store_fsyncs_is_the_wal_its_hub_commits_grow(tmp_path):
+    # _walsync's durability rests on SQLite's WAL being ``<database>-wal``, written
+    # by every commit of the hub's NORMAL connection: fails loudly if that changes
+    path = tmp_path / "games.db"
+    store = open_store("sqlite:///%s?synchronous=full" % path)
+    try:
+        hub = store._hub_commits._connect()
+        writer = store.read(lambda s, cursor: cursor.execute("PRAGMA synchronous").fetchone())
+        hub_mode = hub.cursor().execute("PRAGMA synchronous").fetchone()
+        assert (hub_mode[0], writer.result(10)[0]) == (1, 2)  # NORMAL on the hub, FULL there
+        wal = tmp_path / "games.db-wal"
+        before = wal.stat().st_size
+        posted = []
+        future = store.commit_soon(started_on(store, "a", []), posted.append, now=True)
+        assert wal.stat().st_size > before and not future.done()
+        assert run_posted_until(posted, future.done) and future.result() is True
     finally:
         store.close()

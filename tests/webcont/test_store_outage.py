@@ -158,30 +158,35 @@ def test_under_gateway_a_store_missing_from_the_start_gets_503_never_500(tmp_pat
         gateway.close()
 
 
+@pytest.mark.parametrize("hangs", ["op_record", "sync_journal"])
 def test_a_store_that_hangs_gets_503_after_store_timeout_and_the_late_step_counts_once(
-        tmp_path, monkeypatch):
-    from webcont._store import LogStore
-    # synchronous=full: steps are committed by the writer thread, as on PostgreSQL (a
-    # SQLite lock held by another process also sends them there; the hub never waits)
-    app = durable_apps.mixed_app("sqlite:///%s?synchronous=full" % (tmp_path / "games.db"),
-                                 store_timeout=0.3)
+        tmp_path, monkeypatch, hangs):
+    from webcont._dialects import SqliteLogStore
+    if hangs == "op_record":
+        # steps committed by the writer thread, as on PostgreSQL (a SQLite lock
+        # held by another process also sends them there; the hub never waits)
+        monkeypatch.setattr(SqliteLogStore, "commits_here", False)
+        url = "sqlite:///%s" % (tmp_path / "games.db")
+    else:  # committed by the hub, the disk's fsync hangs (FULL, _walsync)
+        url = "sqlite:///%s?synchronous=full" % (tmp_path / "games.db")
+    app = durable_apps.mixed_app(url, store_timeout=0.3)
     gateway = webcont.gateway(app)
     try:
         _, _, page = _call(gateway, "/")
         step_id = continuation_id(page)
-        original = LogStore.op_record
+        original = getattr(SqliteLogStore, hangs)
 
         def hanging(self, *args, **kwargs):
             time.sleep(1.0)
             return original(self, *args, **kwargs)
-        monkeypatch.setattr(LogStore, "op_record", hanging)
+        monkeypatch.setattr(SqliteLogStore, hangs, hanging)
         started = time.monotonic()
         status, _, page = _call(gateway, "/", "__wc=%s&n=1" % step_id)
         assert status == 503 and 0.3 <= time.monotonic() - started < 0.9, page
         started = time.monotonic()
         assert _call(gateway, "/", "__wc=%s&n=1" % step_id)[0] == 503
         assert time.monotonic() - started < 0.2  # known to be down: refused at once
-        monkeypatch.setattr(LogStore, "op_record", original)
+        monkeypatch.setattr(SqliteLogStore, hangs, original)
         time.sleep(1.5)  # the late commit lands; the pause after the failure ends
         status, _, page = _call(gateway, "/", "__wc=%s&n=1" % step_id)  # the user retries
         assert status == 200 and state(page)[1] == 1, page  # one move, not two
