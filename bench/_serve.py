@@ -46,13 +46,16 @@ def static_page():
 
 
 def with_store_counts(app):
-    """``app`` plus ``GET /_bench/store``: the store's commits and committed operations."""
+    """``app`` plus ``GET /_bench/store``: the store's commits, committed operations
+    and WAL fsyncs."""
     def counted(environ, start_response):
         if environ.get("PATH_INFO") != "/_bench/store":
             return app(environ, start_response)
         store = app._chains.store if app._chains is not None else None  # opened at first use
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"%d %d" % ((store.commits, store.committed_operations) if store else (0, 0))]
+        counts = (store.commits, store.committed_operations, store.journal_syncs) if store \
+            else (0, 0, 0)
+        return [b"%d %d %d" % counts]
     counted.close = app.close
     return counted
 

@@ -100,15 +100,16 @@ def part_http(args, directory):
         base = med[BASELINE, c]
         print("(a) game step over HTTP, c=%d: %d keep-alive connections, 1 wrk thread,"
               " %d s runs, median of %d" % (c, c, args.duration, args.repeats))
-        print("  %-28s %7s %6s %7s %7s %8s %6s %9s" % ("contender", "req/s", "ratio", "p50 ms",
-                                                       "p99 ms", "CPU us/r", "CPU r.",
-                                                       "commits/r"))
+        print("  %-28s %7s %6s %7s %7s %8s %6s %9s %8s"
+              % ("contender", "req/s", "ratio", "p50 ms", "p99 ms", "CPU us/r", "CPU r.",
+                 "commits/r", "fsyncs/r"))
         for name in contenders:
             m = med[name, c]
-            print("  %-28s %7.0f %5.2fx %7.2f %7.2f %8.0f %5.2fx %9s"
+            print("  %-28s %7.0f %5.2fx %7.2f %7.2f %8.0f %5.2fx %9s %8s"
                   % (name, m["rps"], m["rps"] / base["rps"], m["p50"] * 1e3, m["p99"] * 1e3,
                      m["cpu"] * 1e6, base["cpu"] / m["cpu"],
-                     "%.2f" % m["commits"] if name != BASELINE else "-"))
+                     "%.2f" % m["commits"] if name != BASELINE else "-",
+                     "%.2f" % m["syncs"] if "FULL" in name else "-"))
         normal = med["durable SQLite NORMAL", c]["rps"] / base["rps"]
         full = med["durable SQLite FULL", c]["rps"] / base["rps"]
         normal_target = 0.8 if c == 1 else 0.9

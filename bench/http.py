@@ -117,11 +117,12 @@ def run_wrk(wrk, server, connections, seconds):
     """One wrk run: dict with rps, p50/p99 (seconds), server CPU per request, errors,
     non2xx, started, resumed."""
     url, cpu_before = server.url, cpu_seconds(server.process.pid)
-    commits_before = store_commits(server)
+    commits_before, syncs_before = store_commits(server)
     out = subprocess.run([wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "-s", SCRIPT,
                           url], capture_output=True, text=True, timeout=seconds + 60)
     cpu = cpu_seconds(server.process.pid) - cpu_before
-    commits = store_commits(server) - commits_before
+    commits, syncs = store_commits(server)
+    commits, syncs = commits - commits_before, syncs - syncs_before
     match = re.search(r"RESULT (.*)", out.stdout)
     if match is None:
         raise RuntimeError("wrk failed:\n%s%s" % (out.stdout, out.stderr))
@@ -133,18 +134,21 @@ def run_wrk(wrk, server, connections, seconds):
             "errors": fields["errors"], "non2xx": fields["non2xx"],
             "started": fields["started"], "resumed": fields["resumed"],
             "requests": fields["requests"],
-            "commits": commits / max(1, fields["requests"])}
+            "commits": commits / max(1, fields["requests"]),
+            "syncs": syncs / max(1, fields["requests"])}
 
 
 def store_commits(server):
-    """How many commits a durable server's store made so far (0 for the others)."""
+    """How many commits and WAL fsyncs (``_walsync``) a durable server's store made
+    so far ((0, 0) for the others)."""
     if not server.durable:
-        return 0
+        return 0, 0
     # here, not at the top: run as a script, this file is the "http" package
     # urllib.request would import (durable.py puts the project root first)
     import urllib.request
     with urllib.request.urlopen(server.url + "_bench/store", timeout=10) as answer:
-        return int(answer.read().split()[0])
+        commits, _, syncs = answer.read().split()
+        return int(commits), int(syncs)
 
 
 def interleaved_runs(wrk, server_args, levels, repeats, duration):
@@ -169,7 +173,7 @@ def interleaved_runs(wrk, server_args, levels, repeats, duration):
         for server in servers.values():
             server.stop()
     medians = {key: {field: statistics.median(r[field] for r in samples)
-                     for field in ("rps", "p50", "p99", "cpu", "commits")}
+                     for field in ("rps", "p50", "p99", "cpu", "commits", "syncs")}
                for key, samples in runs.items()}
     return runs, medians
 

@@ -83,6 +83,12 @@ class LogStore(LogOperations):
         """The store's URL with any password hidden (for logs and messages)."""
         return hide_password(self.url)
 
+    @property
+    def journal_syncs(self):
+        """fsyncs made after the hub's commits so far (``syncs_after_commit``; benchmarks)."""
+        syncer = self._hub_commits.syncer
+        return syncer.syncs if syncer is not None else 0
+
     def wait_ready(self, timeout):
         """Wait for the first connection (never on the hub); raise ``StoreUnavailable``
         saying why if it failed or took longer than ``timeout`` seconds."""

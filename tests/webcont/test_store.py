@@ -217,7 +217,7 @@ def test_with_synchronous_full_the_hub_commits_and_the_outcomes_wait_for_the_wal
         assert run_posted_until(posted, later.done)
         assert [future.result() for future in futures + [later]] == [True] * 4
         assert len(synced) == 2 and synced[0] != threading.get_ident()
-        assert store._hub_commits.syncer.syncs == 2
+        assert store.journal_syncs == 2
     finally:
         release.set()
         store.close()
