@@ -30,7 +30,13 @@ class Start:
     RecursionError after ~200 blocked tasklets), so non-root tasklets ask the
     root greenlet, always suspended inside ``Scheduler.switch``, to start it
     from there.  The root's stack stays one contiguous chain of real frames,
-    which the thread's exit at interpreter shutdown needs to unwind.
+    which the thread's exit at interpreter shutdown needs to unwind.  A
+    greenlet that parks in the pool sends one too, for the suspended
+    greenlet it hands over to (``body``).
+
+    The root empties the request before it switches (``forward``; the C
+    core does the same): its sender may stay parked with the request on its
+    stack, and must not keep the greenlet or the value alive.
     """
 
     __slots__ = ("greenlet", "value")
@@ -38,6 +44,12 @@ class Start:
     def __init__(self, greenlet, value):
         self.greenlet = greenlet
         self.value = value
+
+    def forward(self):
+        """(the root) Switch to the requested greenlet with the value; what comes back."""
+        target, value = self.greenlet, self.value
+        self.greenlet = self.value = None
+        return target.switch(value)
 
 
 def start_greenlet(scheduler, task, value):
@@ -116,17 +128,22 @@ def body(value):
             continue
         target = next._greenlet
         pool = scheduler.pool
-        if target is not scheduler.root or len(pool) >= POOL_LIMIT:
-            # end: greenlet hands value to target.  Only a greenlet that goes
-            # back to the root parks: parked, it keeps what it switched to
-            # alive, and the root's greenlet is alive anyway (a parked
-            # reference to another tasklet's greenlet would keep that one
-            # from being collected with its tasklet)
+        if len(pool) >= POOL_LIMIT:  # end: greenlet hands value to target
             me.parent = target
             return value
-        del next, scheduler
+        del next
         pool.append(me)
         del me, pool
+        if target is not scheduler.root:
+            # parked, this frame keeps what it switched to alive: the root's
+            # greenlet is alive anyway, another tasklet's must not be (it would
+            # not be collected with its tasklet), so the root hands over.  An
+            # extra switch, but a greenlet that ended freed its frame chunk,
+            # and the next new one maps another (durable web steps at c=8:
+            # ~0.8 munmap a request, each a TLB flush on every core)
+            value = Start(target, value)
+            target = scheduler.root
+        del scheduler
         try:
             value = target.switch(value)  # parked until start_greenlet picks us
         except GreenletExit:

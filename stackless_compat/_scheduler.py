@@ -189,7 +189,7 @@ class Scheduler(SchedulerThreads, SchedulerCore):
         try:
             value = target.switch(value)
             while value.__class__ is Start:  # only the root greenlet receives these
-                value = value.greenlet.switch(value.value)
+                value = value.forward()
         except GreenletExit:
             raise _GarbageCollected from None
         if value.__class__ is bomb:

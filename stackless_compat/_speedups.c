@@ -415,6 +415,11 @@ switch_to(PyObject *next)
     while (result != NULL && (PyObject *)Py_TYPE(result) == start_type) {
         PyObject *started = PyObject_GetAttr(result, str_greenlet);
         PyObject *initial = PyObject_GetAttr(result, str_value);
+        /* emptied, as Start.forward does: its sender may stay parked holding it */
+        if (started != NULL && initial != NULL
+                && (PyObject_SetAttr(result, str_greenlet, Py_None) < 0
+                    || PyObject_SetAttr(result, str_value, Py_None) < 0))
+            Py_CLEAR(started);
         Py_DECREF(result);
         result = NULL;
         if (started != NULL && initial != NULL)

@@ -177,6 +177,60 @@ def test_a_per_tasklet_trace_function_does_not_stay_with_the_greenlet():
     assert "untraced_one" not in events
 
 
+def test_a_tasklet_that_hands_over_to_a_suspended_one_leaves_its_greenlet_for_the_next():
+    # B ends while A waits in schedule(): its greenlet parks (the root hands
+    # over to A) for a tasklet started later, instead of ending
+    seen = []
+
+    def waits():
+        stackless.schedule()
+        seen.append("A resumed")
+    stackless.tasklet(waits)()
+    stackless.tasklet(_greenlet_of)(seen)
+    stackless.run()
+    assert seen[1] == "A resumed" and not seen[0].dead
+    assert seen[0] in current_scheduler().pool
+
+
+@pytest.mark.parametrize("root_waits_in", ["run", "receive"])  # (C core: its own hand-over)
+def test_a_parked_greenlet_keeps_nothing_it_handed_over_to_alive(root_waits_in):
+    record, refs = [], []
+
+    class Payload:
+        pass
+
+    channel = stackless.channel()
+    channel.preference = 1  # the sender goes on: no new tasklet takes the parked greenlet
+
+    def waits(payload):
+        refs.append(weakref.ref(greenlet.getcurrent()))
+        try:
+            stackless.schedule()  # (back to main: the next switch to it is a resume)
+            stackless.schedule()
+            if root_waits_in == "receive":
+                channel.send("done")  # main runs once this one pauses
+            stackless.schedule_remove()  # paused: the program drops it there
+            record.append("resumed")
+        finally:
+            record.append("finally")
+    payload = Payload()
+    refs.append(weakref.ref(payload))
+    task = stackless.tasklet(waits)(payload)
+    task.run()
+    stackless.tasklet(_greenlet_of)([])  # ends with waits next: parks, the root hands over
+    del payload
+    if root_waits_in == "run":
+        stackless.run()
+    else:
+        assert channel.receive() == "done"  # main waits in the C core's hand-over
+    assert task.paused
+    refs.append(weakref.ref(task))
+    del task
+    for _ in range(3):
+        gc.collect()
+    assert [ref() for ref in refs] == [None, None, None] and record == ["finally"]
+
+
 def test_the_pool_is_bounded():
     channel = stackless.channel()
     tasks = [stackless.tasklet(channel.receive)() for _ in range(POOL_LIMIT + 20)]
