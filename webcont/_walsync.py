@@ -53,6 +53,7 @@ class JournalSyncer:
             self._wakeup.notify()
 
     def close(self):
+        """Sync and settle what is queued, then stop the thread (any thread)."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
