@@ -117,11 +117,11 @@ def run_wrk(wrk, server, connections, seconds):
     """One wrk run: dict with rps, p50/p99 (seconds), server CPU per request, errors,
     non2xx, started, resumed."""
     url, cpu_before = server.url, cpu_seconds(server.process.pid)
-    commits_before, syncs_before = store_commits(server)
+    commits_before, syncs_before = store_counts(server)
     out = subprocess.run([wrk, "-t1", "-c%d" % connections, "-d%ds" % seconds, "-s", SCRIPT,
                           url], capture_output=True, text=True, timeout=seconds + 60)
     cpu = cpu_seconds(server.process.pid) - cpu_before
-    commits, syncs = store_commits(server)
+    commits, syncs = store_counts(server)
     commits, syncs = commits - commits_before, syncs - syncs_before
     match = re.search(r"RESULT (.*)", out.stdout)
     if match is None:
@@ -138,7 +138,7 @@ def run_wrk(wrk, server, connections, seconds):
             "syncs": syncs / max(1, fields["requests"])}
 
 
-def store_commits(server):
+def store_counts(server):
     """How many commits and WAL fsyncs (``_walsync``) a durable server's store made
     so far ((0, 0) for the others)."""
     if not server.durable:

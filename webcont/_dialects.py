@@ -31,13 +31,10 @@ class SqliteLogStore(LogStore):
     def __init__(self, url, path, synchronous="NORMAL"):
         self.path = path
         self.synchronous = synchronous
-        super().__init__(url)
-
-    @property
-    def syncs_after_commit(self):
         # FULL's fsync inside COMMIT held whoever committed; the hub commits as
         # NORMAL and _walsync fsyncs the WAL before anyone sees the outcome
-        return self.synchronous.upper() == "FULL"
+        self.syncs_after_commit = synchronous.upper() == "FULL"
+        super().__init__(url)
 
     def sync_journal(self):
         """fsync the WAL file: every commit written to it so far is on disk (_walsync)."""

@@ -98,6 +98,7 @@ class HubCommits:
     def __init__(self, store):
         self.store = store
         self.here = store.commits_here  # (fixed for a store; read once)
+        self.syncs = store.syncs_after_commit  # (the same)
         self.checkpointer = None  # its thread, started at the first checkpoint
         self.syncer = None        # its thread, started at the first commit to sync
         self._connection = None   # (thread id, connection) of the committing thread
@@ -149,7 +150,7 @@ class HubCommits:
         if self._operations >= store.checkpoint_every:
             self._operations = 0
             self._checkpoint_soon()
-        if store.syncs_after_commit:
+        if self.syncs:
             if self.syncer is None:
                 self.syncer = JournalSyncer(store)
             self.syncer.add(results, self._post)
