@@ -19,6 +19,8 @@ __all__ = ["SqliteLogStore", "PostgresLogStore", "parse_store_url", "open_store"
 
 #: seconds a connection attempt may take (PostgreSQL's connect_timeout)
 CONNECT_TIMEOUT = 5
+#: bytes of SQLite WAL file kept after it starts over (``checkpoint``)
+WAL_SIZE_LIMIT = 16 << 20
 
 class SqliteLogStore(LogStore):
     """SQLite in WAL mode; ``?synchronous=full`` for power-loss durability."""
@@ -55,6 +57,8 @@ class SqliteLogStore(LogStore):
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         _retry_busy(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         connection.execute("PRAGMA synchronous=%s" % self.synchronous)
+        # the WAL file shrinks back to this when a commit starts it over
+        connection.execute("PRAGMA journal_size_limit=%d" % WAL_SIZE_LIMIT)
         for statement in _RECORD_VIEW:  # (TEMP: this connection's, not the file's)
             connection.execute(statement.replace("{now}", self.now_sql))
         return _AutoBegin(connection)
@@ -90,7 +94,7 @@ class SqliteLogStore(LogStore):
         return connection
 
     def checkpoint(self, cursor):
-        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _execute_schema(self):
         _retry_busy(super()._execute_schema)  # idempotent: CREATE ... IF NOT EXISTS

@@ -13,7 +13,10 @@ hand-over there and one outcome posted back a group, not one of each a step.
 
 The hub's connection checkpoints nothing itself (a checkpoint run by a
 commit held every request): every ``checkpoint_every`` operations it asks
-the checkpoint thread to (``_checkpoint``).
+the checkpoint thread to (``_checkpoint``).  SQLite starts its WAL over only
+once a checkpoint copied all of it, so the thread's second pass runs while
+the hub holds its commits back (``hold_commits``): under steady load the hub
+always committed during the first, and the WAL grew by every page written.
 """
 
 import concurrent.futures
@@ -105,6 +108,7 @@ class HubCommits:
         self._batch = []          # [(operation, HubFuture)] not committed yet
         self._operations = 0      # committed here since the last checkpoint
         self._post = None         # the hub's post (its thread runs the flush)
+        self._holding = False     # the checkpoint's last pass runs: commit nothing
 
     def add(self, operation, post, now=False):
         """Queue ``operation``; the first of a group asks ``post`` for the flush.
@@ -119,7 +123,9 @@ class HubCommits:
         self._batch.append((operation, future))
         if len(self._batch) == 1:
             self._post = post
-            if now and self.here:
+            if self._holding:
+                pass  # committed with the others held back, at the release
+            elif now and self.here:
                 self.flush()
             else:
                 post(self.flush)
@@ -127,6 +133,8 @@ class HubCommits:
 
     def flush(self):
         """Commit the group queued so far, here, or hand it to the writer thread."""
+        if self._holding:
+            return  # the release flushes
         batch, self._batch = self._batch, []
         if not batch:
             return
@@ -185,16 +193,57 @@ class HubCommits:
         # not on the writer thread: there the checkpoint held up every read
         # queued behind it, the replays of unloaded games (_checkpoint)
         if self.checkpointer is None:
-            self.checkpointer = Checkpointer(self.store)
+            self.checkpointer = Checkpointer(self.store, self.hold_commits)
         self.checkpointer.kick()
+
+    def hold_commits(self, action, timeout=1.0):
+        """Run ``action()`` here (the checkpoint thread) while the hub commits
+        nothing: what it queues meanwhile is committed at the end, in one group.
+
+        The hub is asked through its post, so it is between two passes, not in
+        a commit.  If it does not answer within ``timeout`` s, ``action`` is not
+        run (it is the next checkpoint's turn)."""
+        post = self._post
+        if post is None:
+            return
+        held, lock, state = threading.Event(), threading.Lock(), {"late": False}
+
+        def hold():  # (hub)
+            with lock:
+                if state["late"]:
+                    return
+                self._holding = True
+            held.set()
+        try:
+            post(hold)
+        except RuntimeError:  # the hub is stopped
+            return
+        held.wait(timeout)
+        with lock:
+            state["late"] = not held.is_set()
+        if state["late"]:
+            return
+        try:
+            action()
+        finally:
+            try:
+                post(self._release)
+            except RuntimeError:  # the hub stopped meanwhile: nothing waits
+                self._holding = False
+
+    def _release(self):
+        """(hub) The held commits, at once."""
+        self._holding = False
+        self.flush()
 
     def close(self):
         """Settle what waits for an fsync, close the connection, stop the threads."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()  # (first: it may hold the hub's commits back)
+        self._holding = False
         if self.syncer is not None:
             self.syncer.close()
         self.drop()
-        if self.checkpointer is not None:
-            self.checkpointer.close()
 
 
 class _WriterGroup:
