@@ -11,8 +11,9 @@ import time
 import urllib.parse
 
 from . import _clock
+from ._operations import RecordStep
 from ._store import LogStore
-from ._storeerrors import Busy, StoreUnavailable
+from ._storeerrors import Busy, StoreUnavailable, is_connection_error
 from ._walsync import fdatasync
 
 __all__ = ["SqliteLogStore", "PostgresLogStore", "parse_store_url", "open_store"]
@@ -71,8 +72,8 @@ class SqliteLogStore(LogStore):
         and each time the other thread (the hub for the writer thread,
         waitress' loop for the hub) may keep it."""
         import sqlite3
-        for start in range(0, len(records), 300):  # (at most 999 parameters)
-            part = records[start:start + 300]
+        for start in range(0, len(records), _RECORDS_PER_STATEMENT):
+            part = records[start:start + _RECORDS_PER_STATEMENT]
             try:
                 cursor.execute(_RECORD_ROWS + ", ".join(["(?, ?, ?)"] * len(part)),
                                [value for record in part
@@ -82,6 +83,35 @@ class SqliteLogStore(LogStore):
                     return False
                 raise
         return True
+
+    def record_alone(self, cursor, batch, begin):
+        """A group of plain step records only, the common one (every step a hub
+        pass answered), is one autocommit statement (``op_record_many``) instead
+        of BEGIN, it and COMMIT: SQLite releases the GIL at each statement, and
+        at c=8 getting it back from waitress' thread cost more than the SQL.
+        None (a transaction, then) for any other group, or one that lost a
+        compare-and-set or failed: it is undone, and the transaction sorts
+        them out."""
+        if len(batch) > _RECORDS_PER_STATEMENT:
+            return None
+        for operation, _ in batch:
+            if type(operation) is not RecordStep or not operation.plain:
+                return None
+        records = [operation for operation, _ in batch]
+        try:
+            if begin == self.begin_now:  # (the hub: the writer thread waits if busy)
+                recorded = _now_or_busy(lambda: self.op_record_many(cursor, records))
+            else:
+                recorded = _retry_busy(lambda: self.op_record_many(cursor, records))
+        except Busy:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise  # as in a transaction: the whole group fails
+            return None
+        if not recorded:
+            return None
+        return [(future, True, None) for _, future in batch]
 
     def connect_here(self):
         connection = self.connect()
@@ -103,18 +133,14 @@ class SqliteLogStore(LogStore):
         _retry_busy(lambda: cursor.execute("BEGIN IMMEDIATE"))
 
     def begin_now(self, cursor):
-        import sqlite3
-        try:
-            cursor.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc):
-                raise Busy() from None
-            raise
+        _now_or_busy(lambda: cursor.execute("BEGIN IMMEDIATE"))
 
     def run_read(self, operation, cursor):
         return _retry_busy(lambda: operation(self, cursor))
 
 
+#: step records in one statement of op_record_many (3 parameters each, 999 at most)
+_RECORDS_PER_STATEMENT = 300
 #: what the trigger of _RECORD_VIEW aborts with when a chain is not at the step
 _LOST = "webcont: the chain is not at that step"
 _RECORD_ROWS = "INSERT INTO temp.webcont_record (chain, step, events) VALUES "
@@ -129,6 +155,17 @@ _RECORD_VIEW = [
     " INSERT INTO webcont_steps (chain, step, events) VALUES (NEW.chain, NEW.step, NEW.events);"
     " END" % _LOST,
 ]
+
+
+def _now_or_busy(action):
+    """``action()``, or ``Busy`` raised if another connection holds SQLite's lock."""
+    import sqlite3
+    try:
+        return action()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise Busy() from None
+        raise
 
 
 def _retry_busy(action, timeout=30.0):

@@ -285,6 +285,9 @@ class LogStore(LogOperations):
         operation less in the common case).
         """
         cursor = connection.cursor()
+        results = self.record_alone(cursor, batch, begin) if self.batches_steps else None
+        if results is not None:
+            return self._committed(results)
         begin(cursor)
         try:
             if self.batches_steps and len(batch) > 1:
@@ -300,12 +303,20 @@ class LogStore(LogOperations):
             begin(cursor)
             results = self._one_by_one(cursor, batch)
         connection.commit()
+        return self._committed(results)
+
+    def _committed(self, results):
         self.commits += 1
-        self.committed_operations += len(batch)
+        self.committed_operations += len(results)
         if self.failure is not None:
             log.info("durable store %s reachable again", self.where)
             self.failure = None
         return results
+
+    def record_alone(self, cursor, batch, begin):
+        """``transaction``'s results, if this store committed ``batch`` without one
+        (``begin``: the transaction's, for how to meet a busy store); else None."""
+        return None
 
     def _run_batched(self, cursor, batch):
         """``batch`` in order, each run of plain ``RecordStep``s by one

@@ -270,7 +270,6 @@ def test_ten_thousand_suspended_games_survive_a_restart_and_cost_nothing_at_star
 
 
 def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_path, monkeypatch):
-    from webcont._store import LogStore
     app = durable_apps.adder_app("sqlite:///%s" % (tmp_path / "slow.db"))
     gateway = webcont.gateway(app, request_timeout=0.5)
     server = InProcess.__new__(InProcess)
@@ -278,20 +277,36 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
     server.app, server.gateway = app, gateway
     try:
         _, page = server.get()
-        original = LogStore.op_record
-
-        def slow_record(self, *args, **kwargs):
-            time.sleep(1.5)
-            return original(self, *args, **kwargs)
-        monkeypatch.setattr(LogStore, "op_record", slow_record)
+        def slow(original):
+            def slow_record(self, *args, **kwargs):
+                time.sleep(1.5)
+                return original(self, *args, **kwargs)
+            return slow_record
+        undo = on_step_records(monkeypatch, slow)
         assert server.step(ID.search(page).group(1), n=1)[0] == 504
-        monkeypatch.setattr(LogStore, "op_record", original)
+        undo()
         time.sleep(1.5)  # the late commit completes: the hub must shrug it off
         status, fresh = server.get()
         assert status == 200
         assert server.step(ID.search(fresh).group(1), n=2)[0] == 200
     finally:
         gateway.close()
+
+
+def on_step_records(monkeypatch, wrap):
+    """Replace what records a step by ``wrap(original)``: ``op_record``, and on
+    SQLite ``op_record_many`` (a group of plain records); returns the undo."""
+    from webcont._dialects import SqliteLogStore
+    from webcont._store import LogStore
+    originals = [(LogStore, "op_record", LogStore.op_record),
+                 (SqliteLogStore, "op_record_many", SqliteLogStore.op_record_many)]
+    for owner, name, original in originals:
+        monkeypatch.setattr(owner, name, wrap(original))
+
+    def undo():
+        for owner, name, original in originals:
+            monkeypatch.setattr(owner, name, original)
+    return undo
 
 
 def _with_gateway(app, **gateway_options):
@@ -312,21 +327,20 @@ def writer_thread_only(monkeypatch):
 def test_a_commit_that_fails_after_its_request_gave_up_is_not_applied_twice(tmp_path, monkeypatch):
     """The retry of the same form is one move, live and after a restart."""
     import sqlite3
-    from webcont._store import LogStore
     writer_thread_only(monkeypatch)
     url = "sqlite:///%s" % (tmp_path / "g.db")
     server = _with_gateway(durable_apps.adder_app(url), request_timeout=0.5)
     try:
         _, page = server.get()
         cid, first_bonus = ID.search(page).group(1), int(state(page)["bonus"])
-        original = LogStore.op_record
-
-        def locked(self, *args, **kwargs):  # SQLite busy past request_timeout, then failing
-            time.sleep(1.0)
-            raise sqlite3.OperationalError("database is locked")
-        monkeypatch.setattr(LogStore, "op_record", locked)
+        def locked(original):  # SQLite busy past request_timeout, then failing
+            def locked_record(self, *args, **kwargs):
+                time.sleep(1.0)
+                raise sqlite3.OperationalError("database is locked")
+            return locked_record
+        undo = on_step_records(monkeypatch, locked)
         assert server.step(cid, n=5)[0] == 504
-        monkeypatch.setattr(LogStore, "op_record", original)
+        undo()
         # the late commit fails meanwhile, and the store's pause after a failure
         # (RETRY_AFTER, 503 at once) ends
         time.sleep(2.2)
@@ -678,19 +692,18 @@ def test_a_call_whose_outcome_cannot_be_recorded_ends_the_step_with_503_not_in_t
 
 def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
         served, tmp_path, monkeypatch):
-    from webcont._store import LogStore
     ledger = tmp_path / "calls.txt"
     game = served(durable_apps.charger_app, "sqlite:///%s" % (tmp_path / "g.db"),
                   calls_file=str(ledger))
     _, page = game.get()
     cid = ID.search(page).group(1)
-    original = LogStore.op_record
-
-    def lost(self, *args, **kwargs):  # the step's own commit fails (as a crash would)
-        raise RuntimeError("disk on fire")
-    monkeypatch.setattr(LogStore, "op_record", lost)
+    def lost(original):  # the step's own commit fails (as a crash would)
+        def lost_record(self, *args, **kwargs):
+            raise RuntimeError("disk on fire")
+        return lost_record
+    undo = on_step_records(monkeypatch, lost)
     assert game.step(cid)[0] == 503
-    monkeypatch.setattr(LogStore, "op_record", original)
+    undo()
     assert len(calls(ledger)) == 4  # the charges ran, and their outcomes were recorded
     status, page = game.step(cid)  # the same answer again
     assert status == 200 and len(calls(ledger)) == 4

@@ -369,6 +369,46 @@ def test_a_passs_step_records_are_written_together_and_a_lost_race_loses_alone(
         store.close()
 
 
+
+@pytest.mark.parametrize("here", [True, False])  # the hub commits, or the writer thread
+@pytest.mark.parametrize("lost", [False, True])
+def test_a_group_of_step_records_only_is_one_statement_outside_a_transaction(
+        tmp_path, monkeypatch, lost, here):
+    # each statement releases the GIL, and getting it back cost more than the SQL
+    from webcont._dialects import SqliteLogStore
+    monkeypatch.setattr(SqliteLogStore, "commits_here", here)
+    statements, connect = [], SqliteLogStore.connect
+
+    def traced(self):
+        connection = connect(self)
+        connection.connection.set_trace_callback(statements.append)
+        return connection
+    monkeypatch.setattr(SqliteLogStore, "connect", traced)
+    store = open_store("sqlite:///%s" % (tmp_path / "games.db"))
+    try:
+        for chain in "abc":
+            assert start(store, chain).result(10) is True
+        del statements[:]
+        posted, events = [], [{"guess": ["7"]}, []]
+        futures = [store.commit_soon(RecordStep(chain, 7 if lost and chain == "b" else 1,
+                                                events), posted.append) for chain in "abc"]
+        posted.pop(0)()
+        assert run_posted_until(posted, lambda: all(future.done() for future in futures))
+        assert [future.result(0) for future in futures] == [True, not lost, True]
+        # (the trigger's statements are traced with the text of the INSERT)
+        ours = [text.split(" (")[0] for text in statements if not text.startswith("PRAGMA")]
+        assert ours[0] == "INSERT INTO temp.webcont_record"
+        if lost:  # undone whole, then sorted out in a transaction
+            assert "BEGIN IMMEDIATE" in ours and ours[-1] == "COMMIT"
+        else:
+            assert set(ours) == {"INSERT INTO temp.webcont_record"}
+        steps = {chain: store.read(lambda s, cursor, chain=chain: s.op_load(
+            cursor, chain, 60)).result(10).step for chain in "abc"}
+        assert steps == {"a": 2, "b": 1 if lost else 2, "c": 2}
+    finally:
+        store.close()
+
+
 def test_the_file_a_full_store_fsyncs_is_the_wal_its_hub_commits_grow(tmp_path):
     # _walsync's durability rests on SQLite's WAL being ``<database>-wal``, written
     # by every commit of the hub's NORMAL connection: fails loudly if that changes
