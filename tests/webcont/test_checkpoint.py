@@ -1,8 +1,11 @@
-"""The hub's journal checkpoints run on their own thread and hold up no read."""
+"""The hub's journal checkpoints run on their own thread, hold up no read, and let
+the WAL start over."""
 
 import sqlite3
 import threading
 import time
+
+import pytest
 
 from webcont import _dialects
 from webcont._dialects import open_store
@@ -85,14 +88,15 @@ def wal_frames(path):
         connection.close()
 
 
+@pytest.mark.parametrize("mode", ["", "?synchronous=full"])
 def test_the_wal_starts_over_though_the_hub_committed_during_the_checkpoint(tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, mode):
     # under load the hub always commits while a checkpoint copies the WAL, and
     # SQLite starts the WAL over only once all of it was copied: with one pass,
     # it grew by every page ever written (~9 KB a step)
     monkeypatch.setattr(_dialects, "WAL_SIZE_LIMIT", 32 << 10)
     path = tmp_path / "games.db"
-    store = open_store("sqlite:///%s" % path)
+    store = open_store("sqlite:///%s%s" % (path, mode))
     copied, committed = threading.Event(), threading.Event()
     original = store.checkpoint
     passes = []
