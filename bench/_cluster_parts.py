@@ -88,14 +88,19 @@ class Node:
         return int(match.group(1))
 
 
+def upstreams(nodes):
+    """``[(name, address)]`` of ``Node``s, for ``Nginx``."""
+    return [(node.name, node.address) for node in nodes]
+
+
 class Nginx:
-    """nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;' on a free loopback port."""
+    """nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;' on a free loopback port,
+    in front of ``nodes`` (``[(name, "host:port")]``); also tests/webcont/test_cluster.py's."""
 
     def __init__(self, nodes, fail_timeout=10):
-        self.prefix = tempfile.mkdtemp(prefix="webcont-bench-nginx-")
+        self.prefix = tempfile.mkdtemp(prefix="webcont-nginx-")
         self.port = free_port()
-        config = nginx_config("127.0.0.1:%d" % self.port,
-                              [(node.name, node.address) for node in nodes],
+        config = nginx_config("127.0.0.1:%d" % self.port, nodes,
                               fail_timeout=fail_timeout, full=True)
         if os.geteuid() == 0:
             config = "user root;\n" + config  # workers must reach the private prefix

@@ -73,7 +73,7 @@ import http.client  # noqa: E402  (after the path fix)
 from bench._common import continuation_id, losing_range, run_parts  # noqa: E402
 from bench.http import cpu_seconds, find_wrk  # noqa: E402
 from bench._cluster_parts import (  # noqa: E402
-    NGINX, Nginx, Node, children_cpu, free_port, open_store, store_cpu)
+    NGINX, Nginx, Node, children_cpu, free_port, open_store, store_cpu, upstreams)
 
 HERE = os.path.join(ROOT, "bench")
 SCRIPT = os.path.join(HERE, "game.lua")
@@ -129,13 +129,13 @@ def part_scale(args, directory, cleanup):
         for name in ("n0", "n1"):
             nodes.append(Node(name, free_port(), store, secret_file, directory))
         for label, used in ((BASELINE, nodes[:1]), (TWO, nodes)):
-            proxies.append(Nginx(used))
+            proxies.append(Nginx(upstreams(used)))
             contenders[label] = (proxies[-1].url, used, proxies[-1])
         if args.separate_stores:  # a diagnosis, not a deployment: no failover between them
             for name in ("m0", "m1"):
                 nodes.append(Node(name, free_port(), "sqlite:///%s" % os.path.join(
                     directory, name + ".db"), secret_file, directory))
-            proxies.append(Nginx(nodes[2:]))
+            proxies.append(Nginx(upstreams(nodes[2:])))
             contenders[SEPARATE] = (proxies[-1].url, nodes[2:],
                                                             proxies[-1])
         for label, (url, used, proxy) in contenders.items():  # warm up: imports, first games
@@ -294,7 +294,7 @@ def part_failover(args, directory, cleanup):
     try:
         for name in names:
             nodes[name] = Node(name, free_port(), store, secret_file, directory)
-        nginx = Nginx(list(nodes.values()), fail_timeout=args.fail_timeout)
+        nginx = Nginx(upstreams(nodes.values()), fail_timeout=args.fail_timeout)
         client = Client(nginx.port)
         started = time.perf_counter()
         games = [Game(client, rng) for _ in range(args.games)]

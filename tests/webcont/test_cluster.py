@@ -7,60 +7,38 @@ on the others, restarts it and checks its games come home.  A second variant
 does the same on a real PostgreSQL server.  Every process started is stopped.
 """
 
-import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
 
+from bench._cluster_parts import NGINX, Nginx
 from tests import postgres_server
-from webcont._nginx import nginx_config
 
 from .support import Client, ServerProcess, continuation_id, won
 
 pytestmark = pytest.mark.cluster
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 FACTORY = "tests.webcont.durable_apps:cluster_node"
 NODES = ["n0", "n1", "n2"]
 
 
-class Nginx:
-    """nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;' on a free loopback port."""
-
-    def __init__(self, nodes):
-        self.prefix = tempfile.mkdtemp(prefix="webcont-nginx-")
-        self.port = postgres_server.free_port()
-        config = nginx_config("127.0.0.1:%d" % self.port, nodes, fail_timeout=1, full=True)
-        if os.geteuid() == 0:
-            config = "user root;\n" + config  # workers must reach the private prefix
-        with open(os.path.join(self.prefix, "nginx.conf"), "w") as file:
-            file.write(config)
-        self.process = subprocess.Popen(
-            [NGINX, "-p", self.prefix, "-c", os.path.join(self.prefix, "nginx.conf"),
-             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                Client(self.port, timeout=2).request("/healthz")
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not start: %s" % self.process.stderr.read())
-
-    def stop(self):
-        self.process.send_signal(signal.SIGQUIT)  # graceful
+def nginx_in_front(nodes):
+    """``bench/_cluster_parts.Nginx`` in front of ``nodes``, once it answers
+    ``/healthz`` through to them."""
+    nginx = Nginx(nodes, fail_timeout=1)
+    deadline = time.monotonic() + 10
+    while True:
         try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.prefix, ignore_errors=True)
+            Client(nginx.port, timeout=2).request("/healthz")
+            return nginx
+        except OSError:
+            if time.monotonic() > deadline:
+                nginx.stop()
+                raise
+            time.sleep(0.05)
 
 
 def secret_of(page):
@@ -78,7 +56,7 @@ def play_cluster(store_url):
     ports = {name: postgres_server.free_port() for name in NODES}
     nodes = {name: ServerProcess(FACTORY, port=ports[name], store=store_url, node=name).__enter__()
              for name in NODES}
-    nginx = Nginx([(name, "127.0.0.1:%d" % ports[name]) for name in NODES])
+    nginx = nginx_in_front([(name, "127.0.0.1:%d" % ports[name]) for name in NODES])
     try:
         client = Client(nginx.port)
         games = []
@@ -179,7 +157,7 @@ def test_nginx_in_front_absorbs_half_requests_a_node_alone_could_not(tmp_path):
     node = ServerProcess(FACTORY, port=port, store="sqlite:///%s" % (tmp_path / "g.db"),
                          node="n0", serve_options={"connection_limit": 20,
                                                    "read_timeout": 60.0}).__enter__()
-    nginx = Nginx([("n0", "127.0.0.1:%d" % port)])
+    nginx = nginx_in_front([("n0", "127.0.0.1:%d" % port)])
     held = []
     try:
         for _ in range(200):
