@@ -155,12 +155,15 @@ def test_commits_held_back_are_committed_at_the_release_in_one_group(tmp_path):
         assert wait_for(lambda: posted)
         posted.pop(0)()  # the hub holds
         assert commits._holding
-        future = store.commit_soon(lambda s, cursor: s.op_ping(cursor), posted.append, True)
-        assert not future.done()
+        commits_before = store.commits
+        futures = [store.commit_soon(lambda s, cursor: s.op_ping(cursor), posted.append, True),
+                   store.commit_soon(lambda s, cursor: s.op_touch(cursor), posted.append)]
+        assert not any(future.done() for future in futures)
         during.set()
         holder.join(10)
         while posted:  # the release commits what was held
             posted.pop(0)()
-        assert future.result() is True and not commits._holding
+        assert [future.result() for future in futures] == [True, True]
+        assert store.commits == commits_before + 1 and not commits._holding
     finally:
         store.close()
