@@ -11,7 +11,7 @@ import time
 import urllib.parse
 
 from . import _clock
-from ._operations import RecordStep
+from ._operations import is_plain_record
 from ._store import LogStore
 from ._storeerrors import Busy, StoreUnavailable, is_connection_error
 from ._walsync import fdatasync
@@ -84,7 +84,7 @@ class SqliteLogStore(LogStore):
                 raise
         return True
 
-    def record_alone(self, cursor, batch, begin):
+    def record_alone(self, cursor, batch, now):
         """A group of plain step records only, the common one (every step a hub
         pass answered), is one autocommit statement (``op_record_many``) instead
         of BEGIN, it and COMMIT: SQLite releases the GIL at each statement, and
@@ -94,15 +94,13 @@ class SqliteLogStore(LogStore):
         them out."""
         if len(batch) > _RECORDS_PER_STATEMENT:
             return None
-        for operation, _ in batch:
-            if type(operation) is not RecordStep or not operation.plain:
-                return None
         records = [operation for operation, _ in batch]
+        if not all(map(is_plain_record, records)):
+            return None
         try:
-            if begin == self.begin_now:  # (the hub: the writer thread waits if busy)
-                recorded = _now_or_busy(lambda: self.op_record_many(cursor, records))
-            else:
-                recorded = _retry_busy(lambda: self.op_record_many(cursor, records))
+            # as BEGIN would meet a busy store: Busy on the hub, a wait elsewhere
+            recorded = (_now_or_busy if now else _retry_busy)(
+                lambda: self.op_record_many(cursor, records))
         except Busy:
             raise
         except Exception as exc:

@@ -144,7 +144,7 @@ class HubCommits:
             self._to_writer(batch)
             return
         try:
-            results = store.transaction(self._connect(), batch, store.begin_now)
+            results = store.transaction(self._connect(), batch, now=True)
         except Busy:
             self._to_writer(batch)
             return

@@ -27,7 +27,8 @@ bound: they need no migration.
 import json
 import time
 
-__all__ = ["SCHEMA", "ChainRecord", "LogOperations", "RecordStep", "log_json"]
+__all__ = ["SCHEMA", "ChainRecord", "LogOperations", "RecordStep", "is_plain_record",
+           "log_json"]
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS webcont_chains (
@@ -308,6 +309,11 @@ class RecordStep:
     def __call__(self, store, cursor):
         return store.op_record(cursor, self.chain, self.step, self.events, final=self.final,
                                text=self.text, calls=self.calls)
+
+
+def is_plain_record(operation):
+    """True for a ``RecordStep`` that ``op_record_many`` may write with others."""
+    return type(operation) is RecordStep and operation.plain
 
 
 def _made_calls(events):

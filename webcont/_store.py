@@ -29,7 +29,7 @@ from collections import deque
 
 from . import _clock
 from ._hubcommits import HubCommits
-from ._operations import SCHEMA, LogOperations, RecordStep
+from ._operations import SCHEMA, LogOperations, is_plain_record
 from ._storeerrors import StoreUnavailable, is_connection_error, one_line
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class LogStore(LogOperations):
                 future.set_exception(StoreUnavailable(self.failure[0]))
             return
         try:
-            results = self.transaction(self._connection, batch, self.begin)
+            results = self.transaction(self._connection, batch)
         except Exception as exc:
             if is_connection_error(exc):
                 self._failed("%s: %s" % (self.where, one_line(exc)))
@@ -275,8 +275,9 @@ class LogStore(LogOperations):
             return
         self.settle(results)
 
-    def transaction(self, connection, batch, begin):
+    def transaction(self, connection, batch, now=False):
         """Run ``batch`` in one transaction on ``connection``; [(future, result, error)].
+        ``now`` (the hub): ``Busy`` at once if another holds the lock, no wait.
 
         Operations do not raise in the normal course (a lost compare-and-set
         returns False), so the batch first runs as it is; only if one raises
@@ -285,9 +286,10 @@ class LogStore(LogOperations):
         operation less in the common case).
         """
         cursor = connection.cursor()
-        results = self.record_alone(cursor, batch, begin) if self.batches_steps else None
+        results = self.record_alone(cursor, batch, now) if self.batches_steps else None
         if results is not None:
             return self._committed(results)
+        begin = self.begin_now if now else self.begin
         begin(cursor)
         try:
             if self.batches_steps and len(batch) > 1:
@@ -313,9 +315,9 @@ class LogStore(LogOperations):
             self.failure = None
         return results
 
-    def record_alone(self, cursor, batch, begin):
+    def record_alone(self, cursor, batch, now):
         """``transaction``'s results, if this store committed ``batch`` without one
-        (``begin``: the transaction's, for how to meet a busy store); else None."""
+        (``now``: the transaction's, for how to meet a busy store); else None."""
         return None
 
     def _run_batched(self, cursor, batch):
@@ -326,7 +328,7 @@ class LogStore(LogOperations):
         operation at a time."""
         results, run = [], []
         for operation, future in batch + [(None, None)]:
-            if type(operation) is RecordStep and operation.plain:
+            if is_plain_record(operation):
                 run.append((operation, future))
                 continue
             if len(run) > 1:
