@@ -1,6 +1,7 @@
-"""Durable games: HTTP throughput, resuming an unloaded game, store bytes per step.
+"""Durable games: HTTP throughput, resuming an unloaded game, store bytes per step,
+what a step's commit costs.
 
-Three parts, each against a baseline measured in the same run:
+Four parts, each against a baseline measured in the same run:
 
 * ``http``: the demo game over loopback HTTP, in memory (``demo_app()``, the
   baseline) against durable (``demo_app(durable=True, store=..., secret=...)``)
@@ -35,17 +36,28 @@ Three parts, each against a baseline measured in the same run:
   the store's ``op_size`` counts them (the events JSON) and as the SQLite
   file grows (after ``wal_checkpoint(TRUNCATE)``: rows, the primary-key
   index, the chain rows, page slack).
+* ``commit``: in process on a fresh SQLite NORMAL store, what one step's
+  commit costs the hub at c=1 (``LogStore.commit_soon(..., now=True)``: one
+  autocommit statement recording a step of one of 2000 live chains), timed
+  back to back and right after each step of an in-memory game (whose code
+  and data then fill the CPU caches, as in a server).  With part ``http``
+  at c=1 in the same run, also the share of the c=1 budget it takes: at
+  0.8x the in-memory req/s a durable step may take ``(1/0.8 - 1)`` times an
+  in-memory request's time more, for everything durable.  Reported, not
+  judged.
 
 Targets: (a) durable NORMAL >= 0.9x the in-memory req/s at c=8 and >= 0.8x
 at c=1, FULL >= 0.75x at c=8 (FULL at other levels is shown, not judged); (b) extra p50 latency of an unloaded resume <= 1 / 2 / 10 ms for
 games of 10 / 100 / 1000 steps; (c) <= 150 bytes per step.
 
-    python bench/durable.py [--parts http,resume,size] [--duration S] [--repeats R]
+    python bench/durable.py [--parts http,resume,size,commit] [--duration S] [--repeats R]
                             [--concurrency 1,8] [--steps 10,100,1000] [--resumes K]
                             [--restarts K] [--size-games G] [--size-steps S]
+                            [--commits N]
 """
 
 import argparse
+import collections
 import os
 import random
 import secrets
@@ -65,6 +77,7 @@ from bench._common import continuation_id, losing_range, inline_get, run_parts  
 
 SECRET = "bench-durable-secret-0123456789abcdef"
 BASELINE = "in-memory game"
+_IN_MEMORY_RPS = {}  # concurrency -> the in-memory game's req/s in part http (for part commit)
 
 
 def http_servers(directory):
@@ -98,6 +111,7 @@ def part_http(args, directory):
     verdicts, parts = [], []
     for c in levels:
         base = med[BASELINE, c]
+        _IN_MEMORY_RPS[c] = base["rps"]
         print("(a) game step over HTTP, c=%d: %d keep-alive connections, 1 wrk thread,"
               " %d s runs, median of %d" % (c, c, args.duration, args.repeats))
         print("  %-28s %7s %6s %7s %7s %8s %6s %9s %8s"
@@ -359,9 +373,102 @@ def part_size(args, directory):
                                  "met for the JSON, NOT met for the file"))), ok
 
 
+class _MemoryPlayer:
+    """In-memory demo games behind ``InlineGateway``, one request per ``step()``:
+    a guess on the game of the last page, or a new game after a win."""
+
+    def __init__(self, rng):
+        from webcont._gateway import InlineGateway
+        from webcont.demos import demo_app
+        self.posted, self.rng, self.page = [], rng, None
+        self.gateway = InlineGateway(demo_app(), self.posted.append)
+
+    def step(self):
+        wc = continuation_id(self.page) if self.page else None
+        query = "" if wc is None else "__wc=%s&guess=%d" % (wc, self.rng.randint(1, 100))
+        self.page = inline_get(self.gateway, self.posted, query)
+
+    def close(self):
+        closer = threading.Thread(target=self.gateway.close)
+        closer.start()
+        while closer.is_alive():
+            while self.posted:
+                self.posted.pop(0)()
+            closer.join(0.001)
+
+
+def part_commit(args, directory):
+    """(d): what one step's commit costs the hub, apart from the rest of a step."""
+    from webcont._dialects import open_store
+    from webcont._operations import RecordStep
+    _, url = fresh_store(directory, "commit")
+    store = open_store(url)
+    rng = random.Random(13)
+    chains = [secrets.token_urlsafe(22) for _ in range(2000)]
+    events = [{"guess": "50"}, []]
+    store.submit(lambda store, cursor: [store.op_start(cursor, chain, "/", "v", events, 3600)
+                                        for chain in chains]).result(60)
+    steps = dict.fromkeys(chains, 1)
+
+    posted = collections.deque()  # the checkpoint thread's posts: this thread is the hub
+
+    def run_posted():
+        while posted:
+            posted.popleft()()
+
+    def commit():
+        chain = rng.choice(chains)
+        run_posted()  # (untimed, as between a server's requests)
+        t0 = time.perf_counter()
+        future = store.commit_soon(RecordStep(chain, steps[chain], events), posted.append, True)
+        while not future.done():  # held back by a checkpoint's last pass: its release
+            run_posted()
+            time.sleep(20e-6)
+        elapsed = time.perf_counter() - t0
+        if future.result() is not True:
+            raise AssertionError("the commit did not record its step")
+        steps[chain] += 1
+        return elapsed
+
+    player = _MemoryPlayer(rng)
+    for _ in range(500):  # warm up both
+        player.step()
+        commit()
+    alone, between, game = [], [], []
+    for _ in range(args.commits):
+        alone.append(commit())  # back to back: SQLite's code and pages hot
+    for _ in range(args.commits):
+        t0 = time.perf_counter()
+        player.step()
+        game.append(time.perf_counter() - t0)
+        between.append(commit())  # after a game step, as a server's hub commits
+    player.close()
+    store.close()
+
+    p50 = {name: statistics.median(samples) * 1e6 for name, samples in
+           (("alone", alone), ("between", between), ("game", game))}
+    print("(d) one step's commit as the hub makes it at c=1 (commit_soon, now=True: one"
+          " autocommit statement), in process, SQLite %s NORMAL; median of %d"
+          % (sqlite3.sqlite_version, args.commits))
+    print("  commit, back to back                 %7.1f us" % p50["alone"])
+    print("  commit, after each in-memory step    %7.1f us" % p50["between"])
+    print("  the in-memory game step (in process) %7.1f us" % p50["game"])
+    text = ("a step's commit (reported) %.0f us after an in-memory step (%.0f us back to back)"
+            % (p50["between"], p50["alone"]))
+    rps = _IN_MEMORY_RPS.get(1)
+    if rps:
+        # durable at 0.8x the in-memory req/s leaves a step this much more time
+        budget = (1 / 0.8 - 1) / rps * 1e6
+        print("  c=1 budget of a durable step for 0.8x (from part http): %.0f us, the commit"
+              " alone %.0f%% of it" % (budget, 100 * p50["between"] / budget))
+        text += ", %.0f%% of the %.0f us c=1 budget" % (100 * p50["between"] / budget, budget)
+    print()
+    return text, True
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="http,resume,size")
+    parser.add_argument("--parts", default="http,resume,size,commit")
     parser.add_argument("--duration", type=int, default=1, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=5, help="wrk runs per contender")
     parser.add_argument("--concurrency", default="1,8")
@@ -370,12 +477,14 @@ def main(argv=None):
     parser.add_argument("--restarts", type=int, default=5, help="restart samples per length")
     parser.add_argument("--size-games", type=int, default=20)
     parser.add_argument("--size-steps", type=int, default=100)
+    parser.add_argument("--commits", type=int, default=5000, help="samples for part commit")
     args = parser.parse_args(argv)
     parts = args.parts.split(",")
     directory = tempfile.mkdtemp(prefix="webcont-durable-bench-")
     try:
         summary, verdicts = run_parts(
-            parts, (("http", part_http), ("resume", part_resume), ("size", part_size)),
+            parts, (("http", part_http), ("resume", part_resume), ("size", part_size),
+                    ("commit", part_commit)),
             args, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
