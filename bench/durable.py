@@ -148,6 +148,18 @@ def part_http(args, directory):
 
 # -- in process ----------------------------------------------------------------------
 
+def close_inline(gateway, posted):
+    """Close an ``InlineGateway`` this thread drives: its ``close`` waits for the
+    hub (this thread) to run the kill it posts, so it runs on a helper thread
+    while this one runs what is posted (``posted``)."""
+    closer = threading.Thread(target=gateway.close)
+    closer.start()
+    while closer.is_alive():
+        while posted:
+            posted.pop(0)()
+        closer.join(0.001)
+
+
 class InProcess:
     """A durable demo app behind ``InlineGateway`` on a store; restartable."""
 
@@ -167,14 +179,7 @@ class InProcess:
         self.start()
 
     def close(self):
-        """``InlineGateway.close`` waits for the hub (this thread) to run the kill it
-        posts: call it from a helper thread while this one runs what is posted."""
-        closer = threading.Thread(target=self.gateway.close)
-        closer.start()
-        while closer.is_alive():
-            while self.posted:
-                self.posted.pop(0)()
-            closer.join(0.001)
+        close_inline(self.gateway, self.posted)
 
     def get(self, query=""):
         return inline_get(self.gateway, self.posted, query)
@@ -389,12 +394,7 @@ class _MemoryPlayer:
         self.page = inline_get(self.gateway, self.posted, query)
 
     def close(self):
-        closer = threading.Thread(target=self.gateway.close)
-        closer.start()
-        while closer.is_alive():
-            while self.posted:
-                self.posted.pop(0)()
-            closer.join(0.001)
+        close_inline(self.gateway, self.posted)
 
 
 def part_commit(args, directory):
