@@ -7,7 +7,9 @@ NORMAL, an fsync: 10-60 ms with a million games) held every read queued
 behind it, among them the replay of each unloaded game asked for meanwhile
 (bench/million.py: unloaded resume p99 11 ms, with 1.3 ms of CPU).  Here it
 holds nobody: a PASSIVE checkpoint neither waits for nor blocks readers and
-writers, and SQLite works with the GIL released.
+writers, and SQLite works with the GIL released.  Only once the WAL has grown
+to ``wal_restart_frames`` does a second pass hold the hub's commits back, so
+that it copies all of it and the WAL starts over (``_hubcommits``).
 """
 
 import logging
@@ -28,7 +30,8 @@ class Checkpointer:
 
     def __init__(self, store, hold=None):
         self.store = store
-        # hold(action): action run while nothing else writes (HubCommits.hold_commits)
+        # hold(action): action run while nothing else writes (HubCommits.hold_commits),
+        # for a second pass once the journal is ``store.wal_restart_frames`` long
         self.hold = hold
         self.passes = 0  # checkpoints made (tests, benchmarks); written by the thread
         self._kicked = threading.Event()
@@ -59,8 +62,11 @@ class Checkpointer:
                 if connection is None:
                     connection = self.store.connect()
                 cursor = connection.cursor()
-                self.store.checkpoint(cursor)
-                if self.hold is not None:  # what was committed during the first pass
+                frames = self.store.checkpoint(cursor)
+                if self.hold is not None and frames is not None \
+                        and frames >= self.store.wal_restart_frames:
+                    # what was committed during the first pass, while the hub
+                    # commits nothing: then the WAL starts over at the next commit
                     self.hold(lambda: self.store.checkpoint(cursor))
                 self.passes += 1
                 failing = False

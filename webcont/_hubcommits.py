@@ -14,9 +14,10 @@ hand-over there and one outcome posted back a group, not one of each a step.
 The hub's connection checkpoints nothing itself (a checkpoint run by a
 commit held every request): every ``checkpoint_every`` operations it asks
 the checkpoint thread to (``_checkpoint``).  SQLite starts its WAL over only
-once a checkpoint copied all of it, so the thread's second pass runs while
-the hub holds its commits back (``hold_commits``): under steady load the hub
-always committed during the first, and the WAL grew by every page written.
+once a checkpoint copied all of it, so once the WAL is long the thread makes
+a second pass while the hub holds its commits back (``hold_commits``): under
+steady load the hub always committed during the first, and the WAL grew by
+every page written.
 """
 
 import concurrent.futures

@@ -51,6 +51,7 @@ class LogStore(LogOperations):
     # commit_soon's connection checkpoints nothing itself: every this many
     # operations it asks the checkpoint thread to (_hubcommits)
     checkpoint_every = 256
+    wal_restart_frames = None  # a journal that long is started over (SQLite's WAL)
     # a group's consecutive plain step records go to op_record_many together
     batches_steps = False
 
@@ -384,7 +385,8 @@ class LogStore(LogOperations):
         raise NotImplementedError
 
     def checkpoint(self, cursor):
-        """Move committed pages from the journal into the database (the writer thread)."""
+        """Move committed pages from the journal into the database (the checkpoint
+        thread); the journal's length since it last started over, or None."""
 
     def begin(self, cursor):
         pass

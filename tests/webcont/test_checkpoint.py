@@ -44,7 +44,7 @@ def test_checkpoints_run_on_their_own_thread_every_so_many_hub_operations(tmp_pa
 
     def recording(cursor):
         threads.append(threading.current_thread().name)
-        original(cursor)
+        return original(cursor)
     store.checkpoint = recording
     try:
         hub_commits(store, store.checkpoint_every - 1)
@@ -66,7 +66,7 @@ def test_reads_go_on_while_a_checkpoint_is_under_way(tmp_path):
     def slow(cursor):  # a checkpoint copying and syncing a big WAL
         started.set()
         release.wait(10)
-        original(cursor)
+        return original(cursor)
     store.checkpoint = slow
     try:
         hub_commits(store, store.checkpoint_every)
@@ -97,16 +97,18 @@ def test_the_wal_starts_over_though_the_hub_committed_during_the_checkpoint(tmp_
     monkeypatch.setattr(_dialects, "WAL_SIZE_LIMIT", 32 << 10)
     path = tmp_path / "games.db"
     store = open_store("sqlite:///%s%s" % (path, mode))
+    store.wal_restart_frames = 1  # (one checkpoint's worth of WAL is long enough here)
     copied, committed = threading.Event(), threading.Event()
     original = store.checkpoint
     passes = []
 
     def first_pass_meets_a_commit(cursor):
-        original(cursor)
+        frames = original(cursor)
         passes.append(store._hub_commits._holding)
         if len(passes) == 1:
             copied.set()
             committed.wait(10)
+        return frames
     store.checkpoint = first_pass_meets_a_commit
     posted = []
     try:
@@ -165,5 +167,39 @@ def test_commits_held_back_are_committed_at_the_release_in_one_group(tmp_path):
             posted.pop(0)()
         assert [future.result() for future in futures] == [True, True]
         assert store.commits == commits_before + 1 and not commits._holding
+    finally:
+        store.close()
+
+
+def test_a_short_wal_gets_one_pass_and_holds_nothing(tmp_path):
+    # the held pass costs the requests that wait meanwhile about a millisecond:
+    # it runs only once the WAL is long enough to be worth starting over
+    path = tmp_path / "games.db"
+    store = open_store("sqlite:///%s" % path)
+    holds, lengths = [], []
+    original = store.checkpoint
+
+    def counting(cursor):
+        lengths.append(original(cursor))
+        return lengths[-1]
+    store.checkpoint = counting
+    posted = []
+    try:
+        hub_commits(store, 1, posted=posted)
+        commits = store._hub_commits
+        hold = commits.hold_commits
+        commits.hold_commits = lambda action, timeout=1.0: (holds.append(1), hold(action, timeout))
+        store.wal_restart_frames = 10 ** 6
+        hub_commits(store, store.checkpoint_every, first=1, posted=posted)
+        assert wait_for(lambda: len(lengths) == 1)
+        time.sleep(0.1)
+        assert holds == [] and len(lengths) == 1 and lengths[0] > 0
+        store.wal_restart_frames = lengths[0]  # the WAL is that long now: held, started over
+        hub_commits(store, store.checkpoint_every, first=10000, posted=posted)
+        assert wait_for(lambda: holds == [1] and posted)
+        hub_commits(store, 1, first=20000, posted=posted)  # runs the hold and the release
+        assert wait_for(lambda: len(lengths) == 3)
+        hub_commits(store, 1, first=30000, posted=posted)
+        assert wal_frames(path) <= 8  # started over: the held commit and this one
     finally:
         store.close()
