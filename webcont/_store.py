@@ -24,17 +24,16 @@ and PostgreSQL, and opening a store from its URL, in ``_dialects``.
 import concurrent.futures
 import logging
 import threading
-import urllib.parse
 from collections import deque
 
 from . import _clock
 from ._hubcommits import HubCommits
 from ._operations import SCHEMA, LogOperations, is_plain_record
-from ._storeerrors import StoreUnavailable, is_connection_error, one_line
+from ._storeerrors import StoreUnavailable, hide_password, is_connection_error, one_line
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LogStore", "StoreUnavailable", "hide_password"]
+__all__ = ["LogStore", "StoreUnavailable"]
 
 
 class LogStore(LogOperations):
@@ -401,13 +400,4 @@ class LogStore(LogOperations):
 
 class _LostRace(Exception):
     """A batched step record lost its compare-and-set (``_run_batched``)."""
-
-
-def hide_password(url):
-    """``url`` with the password of its user part replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":%s@" % parts.password, ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 

@@ -307,7 +307,7 @@ def test_the_secret_fingerprint_names_the_live_games_another_secret_would_lose(s
     ("sqlite:///games.db", "sqlite:///games.db"),
 ])
 def test_a_stores_address_in_logs_never_shows_its_password(url, shown):
-    from webcont._store import hide_password
+    from webcont._storeerrors import hide_password
     assert hide_password(url) == shown
 
 
