@@ -66,7 +66,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 # the project root instead of bench/, whose http.py would shadow the http package
@@ -74,6 +73,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[0] = ROOT
 
 from bench._common import continuation_id, losing_range, inline_get, run_parts  # noqa: E402
+from tests.webcont.support import close_inline_gateway  # noqa: E402
 
 SECRET = "bench-durable-secret-0123456789abcdef"
 BASELINE = "in-memory game"
@@ -148,18 +148,6 @@ def part_http(args, directory):
 
 # -- in process ----------------------------------------------------------------------
 
-def close_inline(gateway, posted):
-    """Close an ``InlineGateway`` this thread drives: its ``close`` waits for the
-    hub (this thread) to run the kill it posts, so it runs on a helper thread
-    while this one runs what is posted (``posted``)."""
-    closer = threading.Thread(target=gateway.close)
-    closer.start()
-    while closer.is_alive():
-        while posted:
-            posted.pop(0)()
-        closer.join(0.001)
-
-
 class InProcess:
     """A durable demo app behind ``InlineGateway`` on a store; restartable."""
 
@@ -179,7 +167,7 @@ class InProcess:
         self.start()
 
     def close(self):
-        close_inline(self.gateway, self.posted)
+        close_inline_gateway(self.gateway, self.posted)
 
     def get(self, query=""):
         return inline_get(self.gateway, self.posted, query)
@@ -394,7 +382,7 @@ class _MemoryPlayer:
         self.page = inline_get(self.gateway, self.posted, query)
 
     def close(self):
-        close_inline(self.gateway, self.posted)
+        close_inline_gateway(self.gateway, self.posted)
 
 
 def part_commit(args, directory):
