@@ -34,6 +34,12 @@ its inverse ratio ("CPU ratio": baseline CPU per request / contender's) is
 what the throughput ratio would be on an idle machine with the server
 CPU-bound.
 
+Target: (b) >= 0.8x (a) threads=1, in req/s and in CPU.  A level where the
+baseline spent over twice the game step's CPU on its hello world is not
+judged: a hello world does less than a game step, so plain waitress' main
+loop was spinning there (the busy loop ``webcont._server._Channel`` avoids;
+on some days and machines it takes hold at 8 connections already).
+
     python bench/http.py [--duration S] [--repeats R] [--concurrency 8,32]
 """
 
@@ -212,6 +218,10 @@ def main(argv=None):
                      m["cpu"] * 1e6, base_cpu / m["cpu"], resumed, t["errors"] + t["non2xx"]))
         game = med["(b) webcont game step", c]
         page = med["(a') waitress, a game's page", c]
+        if not _sane_baseline(med, c):
+            print("  (the hello world took over twice the game step's CPU a request: plain"
+                  " waitress fell into its busy loop (webcont/_server.py, _Channel); c=%d is"
+                  " not judged)" % c)
         summary.append("c=%d: game step %.0f req/s = %.2fx hello t1 (CPU ratio %.2fx; %.2fx t4;"
                        " %.2fx, CPU %.2fx, waitress serving the same page),"
                        " p50 %.1f ms, p99 %.1f ms; seed %.2fx (CPU %.2fx)"
@@ -221,12 +231,25 @@ def main(argv=None):
                           game["p50"] * 1e3, game["p99"] * 1e3,
                           med["(c) seed under webcont.serve", c]["rps"] / base,
                           base_cpu / med["(c) seed under webcont.serve", c]["cpu"]))
-    worst = min(min(med["(b) webcont game step", c]["rps"] / med[BASELINE, c]["rps"],
-                    med[BASELINE, c]["cpu"] / med["(b) webcont game step", c]["cpu"])
-                for c in levels)
+    judged = [c for c in levels if _sane_baseline(med, c)]
+    if judged:
+        worst = min(min(med["(b) webcont game step", c]["rps"] / med[BASELINE, c]["rps"],
+                        med[BASELINE, c]["cpu"] / med["(b) webcont game step", c]["cpu"])
+                    for c in judged)
+        verdict = "%s (judged at c=%s)" % ("met" if worst >= 0.8 else "NOT met",
+                                           ",".join(map(str, judged)))
+    else:
+        verdict = "not judged (the baseline fell into waitress' busy loop at every level)"
     bad = sum(totals[key]["errors"] + totals[key]["non2xx"] for key in totals)
     print("summary: %s; target (b)/(a) >= 0.8 (req/s and CPU): %s; %d errors/non-2xx"
-          % ("; ".join(summary), "met" if worst >= 0.8 else "NOT met", bad))
+          % ("; ".join(summary), verdict, bad))
+
+
+def _sane_baseline(med, c):
+    """False if plain waitress spent over twice the game step's CPU on a hello world
+    at ``c``: it does less than a game step, unless waitress' main loop spins (the
+    busy loop ``webcont.serve`` avoids), and then a ratio to it means nothing."""
+    return med[BASELINE, c]["cpu"] <= 2 * med["(b) webcont game step", c]["cpu"]
 
 
 if __name__ == "__main__":
