@@ -122,6 +122,27 @@ def close_inline_gateway(gateway, posted):
         closer.join(0.01)
 
 
+def wrap_methods(monkeypatch, methods, wrap):
+    """Replace each ``(class, name)`` of ``methods`` by ``wrap(original)``;
+    returns the undo (the originals back, before the test ends)."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name in methods]
+    for owner, name, original in originals:
+        monkeypatch.setattr(owner, name, wrap(original))
+
+    def undo():
+        for owner, name, original in originals:
+            monkeypatch.setattr(owner, name, original)
+    return undo
+
+
+def step_record_methods():
+    """What records a step: ``op_record`` (in a transaction) and, on SQLite,
+    ``op_record_many`` (a group of plain records, alone)."""
+    from webcont._dialects import SqliteLogStore
+    from webcont._store import LogStore
+    return [(LogStore, "op_record"), (SqliteLogStore, "op_record_many")]
+
+
 def refused_statuses(log):
     """The status of every refused request in a demo's log, in order (e.g. ``["404"]``).
 

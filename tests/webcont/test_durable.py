@@ -16,7 +16,8 @@ from webcont._hub import current_hub
 from webcont.testing import replay_check
 
 from . import durable_apps
-from .support import Client, ServerProcess, continuation_id
+from .support import (Client, ServerProcess, continuation_id, step_record_methods,
+                      wrap_methods)
 
 ID = re.compile(r'name="__wc" value="([^"]+)"')
 
@@ -282,7 +283,7 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
                 time.sleep(1.5)
                 return original(self, *args, **kwargs)
             return slow_record
-        undo = on_step_records(monkeypatch, slow)
+        undo = wrap_methods(monkeypatch, step_record_methods(), slow)
         assert server.step(ID.search(page).group(1), n=1)[0] == 504
         undo()
         time.sleep(1.5)  # the late commit completes: the hub must shrug it off
@@ -291,22 +292,6 @@ def test_a_commit_slower_than_the_request_timeout_does_not_wedge_the_server(tmp_
         assert server.step(ID.search(fresh).group(1), n=2)[0] == 200
     finally:
         gateway.close()
-
-
-def on_step_records(monkeypatch, wrap):
-    """Replace what records a step by ``wrap(original)``: ``op_record``, and on
-    SQLite ``op_record_many`` (a group of plain records); returns the undo."""
-    from webcont._dialects import SqliteLogStore
-    from webcont._store import LogStore
-    originals = [(LogStore, "op_record", LogStore.op_record),
-                 (SqliteLogStore, "op_record_many", SqliteLogStore.op_record_many)]
-    for owner, name, original in originals:
-        monkeypatch.setattr(owner, name, wrap(original))
-
-    def undo():
-        for owner, name, original in originals:
-            monkeypatch.setattr(owner, name, original)
-    return undo
 
 
 def _with_gateway(app, **gateway_options):
@@ -338,7 +323,7 @@ def test_a_commit_that_fails_after_its_request_gave_up_is_not_applied_twice(tmp_
                 time.sleep(1.0)
                 raise sqlite3.OperationalError("database is locked")
             return locked_record
-        undo = on_step_records(monkeypatch, locked)
+        undo = wrap_methods(monkeypatch, step_record_methods(), locked)
         assert server.step(cid, n=5)[0] == 504
         undo()
         # the late commit fails meanwhile, and the store's pause after a failure
@@ -701,7 +686,7 @@ def test_a_call_recorded_before_its_step_failed_to_commit_is_not_run_again(
         def lost_record(self, *args, **kwargs):
             raise RuntimeError("disk on fire")
         return lost_record
-    undo = on_step_records(monkeypatch, lost)
+    undo = wrap_methods(monkeypatch, step_record_methods(), lost)
     assert game.step(cid)[0] == 503
     undo()
     assert len(calls(ledger)) == 4  # the charges ran, and their outcomes were recorded

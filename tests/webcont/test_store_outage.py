@@ -18,7 +18,8 @@ import webcont
 
 from . import durable_apps
 from .conftest import running_postgres
-from .support import Client, ServerProcess, continuation_id, won
+from .support import (Client, ServerProcess, continuation_id, step_record_methods, won,
+                      wrap_methods)
 
 STATE = re.compile(r"total=(\d+) moves=(\d+) bonus=(\d+)")
 
@@ -174,25 +175,21 @@ def test_a_store_that_hangs_gets_503_after_store_timeout_and_the_late_step_count
     try:
         _, _, page = _call(gateway, "/")
         step_id = continuation_id(page)
-        # a step's record: op_record_many alone, or op_record in a transaction
-        names = ["op_record", "op_record_many"] if hangs == "op_record" else [hangs]
-        originals = {name: getattr(SqliteLogStore, name) for name in names}
 
         def hang(original):
             def hanging(self, *args, **kwargs):
                 time.sleep(1.0)
                 return original(self, *args, **kwargs)
             return hanging
-        for name in names:
-            monkeypatch.setattr(SqliteLogStore, name, hang(originals[name]))
+        undo = wrap_methods(monkeypatch, step_record_methods() if hangs == "op_record"
+                            else [(SqliteLogStore, hangs)], hang)
         started = time.monotonic()
         status, _, page = _call(gateway, "/", "__wc=%s&n=1" % step_id)
         assert status == 503 and 0.3 <= time.monotonic() - started < 0.9, page
         started = time.monotonic()
         assert _call(gateway, "/", "__wc=%s&n=1" % step_id)[0] == 503
         assert time.monotonic() - started < 0.2  # known to be down: refused at once
-        for name in names:
-            monkeypatch.setattr(SqliteLogStore, name, originals[name])
+        undo()
         time.sleep(1.5)  # the late commit lands; the pause after the failure ends
         status, _, page = _call(gateway, "/", "__wc=%s&n=1" % step_id)  # the user retries
         assert status == 200 and state(page)[1] == 1, page  # one move, not two
